@@ -1,0 +1,37 @@
+# convlens: the two commands of the README.
+#   make demo   set up, train the default MNIST model and write its pictures
+#   make test   set up and run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONVLENS := $(VENV)/bin/convlens
+RUN ?= runs/kaggle4
+OUT ?= out/demo
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(CONVLENS) train --model kaggle4 --data mnist --epochs 8 --snapshots --out $(RUN)
+	$(CONVLENS) layers $(RUN)
+	$(CONVLENS) kernels $(RUN) --out $(OUT)/kernels
+	$(CONVLENS) activations $(RUN) --index 7 --out $(OUT)/activations
+	@echo "demo pictures in $(OUT)/"
+
+test: setup
+	-@bash scripts/system-deps.sh
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) runs out .pytest_cache

@@ -1,0 +1,36 @@
+"""convlens: see what a convolutional neural network has learned and why it decides as it does.
+
+>>> import convlens as cl
+>>> lens = cl.load("runs/kaggle4")          # a checkpoint folder
+>>> lens.layers                              # the layer table, with receptive fields
+>>> cl.kernels(lens, "conv2d_1")             # (32, 1, 3, 3) weights
+>>> cl.activations(lens, x).maps["conv2d_2"] # feature maps for images x
+"""
+
+from .data import Dataset, load_dataset
+from .errors import ConvlensError
+from .lens import InputSpec, LayerInfo, Lens
+from .models import build_model, load
+from .train import train
+from .units import Unit, resolve_units
+from .viz import Activations, activations, all_kernels, kernels
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activations",
+    "ConvlensError",
+    "Dataset",
+    "InputSpec",
+    "LayerInfo",
+    "Lens",
+    "Unit",
+    "activations",
+    "all_kernels",
+    "build_model",
+    "kernels",
+    "load",
+    "load_dataset",
+    "resolve_units",
+    "train",
+]
