@@ -103,3 +103,13 @@ def test_help_teaches(capsys):
     assert code == 0 and "Typical session" in out
     code, out, _ = run(["layers", "--help"], capsys)
     assert code == 0 and "receptive field" in out.lower()
+
+
+def test_compare_prints_both_models_side_by_side(capsys):
+    argv = ["compare", "--data", "mnist", "--limit", "600", "--epochs", "1"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:4] in ("fcn ", "simp")}
+    assert set(rows) == {"fcn", "simple2"}
+    for cells in rows.values():
+        assert 0.1 < float(cells[3]) <= 1.0  # validation accuracy, better than chance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,9 @@ def draw_kernels(
     m = peak or 1.0  # an all-zero layer still gets a valid (white) scale
     idx, page_note = pick(o, filters, max_filters, "filters", "filters")
     colour_grid = i_ch == 3 and not per_channel
-    notes = [f"one shared scale for the whole layer: blue < 0 < red, |weight| ≤ {fmt_value(peak)}"]
+    notes = [
+        f"one scale for the whole layer: blue < 0 < red, |weight|\u00a0≤\u00a0{fmt_value(peak)}"
+    ]
     if colour_grid:
         notes = ["each filter in colour on its own symmetric scale (mid-grey = 0)"]
     if page_note:
@@ -154,7 +157,7 @@ def _block_sheet(
     idx: list[int],
     max_in: int,
     rgb: bool,
-    tile: Any,
+    tile: Callable[[np.ndarray, int], np.ndarray],
 ) -> tuple[Sheet, str | None]:
     """Rows = filters, columns = input channels (optionally a colour column first)."""
     _, i_ch, _, _ = w.shape
@@ -168,8 +171,7 @@ def _block_sheet(
     names = ["R", "G", "B"] if i_ch == 3 else [f"ch {c}" for c in range(i_ch)]
     k = chans.shape[1] + (1 if colour else 0)
     target = 60 if len(idx) * k <= 256 else 48
-    tw = tile(w[idx[0], 0], target).shape[1]
-    th = tile(w[idx[0], 0], target).shape[0]
+    th, tw = tile(w[idx[0], 0], target).shape[:2]
 
     pad, gap, row_gap, group_gap = 4, 4, 8, 30
     colour_gap = 10 if colour else 0

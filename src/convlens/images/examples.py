@@ -1,0 +1,214 @@
+"""Pictures of dataset examples: a unit's top images with the receptive field boxed, its field
+crops enlarged, and a whole layer as one row of crops per unit.
+
+Pixels are drawn on the model's fixed value range (not per-tile min-max), so a faint crop looks
+faint. Crop pixels outside the image (padding at the border) are hatched, so nobody mistakes the
+padding for a dark stroke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from convlens.images.colors import FRAME, HIGHLIGHT, INK, MUTED
+from convlens.images.figures import fit_tile
+from convlens.images.grids import _ellipsize, _wrap, font
+from convlens.images.normalize import as_float
+
+HATCH = np.array([110, 140, 190], dtype=np.uint8)  # stripes over padding outside the image
+PAD, GAP = 14, 8
+
+
+def pixels_rgb(image: Any, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """A (C, H, W) pixel-space image as uint8 (H, W, 3) on the fixed ``value_range``."""
+    a = as_float(image)
+    if a.ndim == 2:
+        a = a[None]
+    lo, hi = value_range
+    a = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+    if a.shape[0] == 1:
+        a = np.repeat(a, 3, axis=0)
+    elif a.shape[0] != 3:
+        raise ValueError(f"need 1 or 3 channels to draw, got shape {a.shape}")
+    return (np.transpose(a[:3], (1, 2, 0)) * 255 + 0.5).astype(np.uint8)
+
+
+def tile_rgb(
+    image: Any,
+    mask: Any | None,
+    target: int,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    """An image enlarged to about ``target`` px (crisp pixels), padding (mask False) hatched."""
+    rgb = pixels_rgb(image, value_range)
+    up = fit_tile(rgb, target).copy()
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if not m.all():
+            f = up.shape[0] // m.shape[0]
+            big = np.repeat(np.repeat(~m, f, axis=0), f, axis=1)
+            yy, xx = np.indices(big.shape)
+            stripes = big & ((yy + xx) % 6 < 2)
+            up[stripes] = HATCH
+    return up
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of tiles: a heading, the tiles (N, C, h, w), optional masks and captions."""
+
+    heading: str
+    tiles: Any
+    masks: Any | None = None
+    captions: Sequence[Sequence[str]] = ()  # per tile, one or two short lines
+    boxes: Sequence[tuple[int, int, int, int] | None] = ()  # per tile (top, left, bottom, right)
+
+
+def _text_block(
+    draw: ImageDraw.ImageDraw, x: int, y: int, width: int, text: str, size: int, fill: str
+) -> int:
+    """Draw wrapped text; return the height used."""
+    f = font(size)
+    lines = _wrap(text, width, f)
+    step = int(size * 1.35)
+    for i, line in enumerate(lines):
+        draw.text((x, y + i * step), line, fill=fill, font=f)
+    return len(lines) * step
+
+
+def draw_unit_examples(
+    rows: Sequence[Row],
+    *,
+    title: str,
+    subtitle: str = "",
+    tile_px: int = 84,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Image.Image:
+    """A picture of one unit's examples: rows of same-sized tiles with headings and captions.
+
+    Tiles get a box (``Row.boxes``, in the tile's own pixel coordinates) drawn in the highlight
+    colour, e.g. the receptive field of the neuron that fired.
+    """
+    prepared = []
+    for row in rows:
+        tiles = as_float(row.tiles)
+        masks = None if row.masks is None else np.asarray(row.masks, dtype=bool)
+        rgbs = [
+            tile_rgb(t, None if masks is None else masks[i], tile_px, value_range)
+            for i, t in enumerate(tiles)
+        ]
+        prepared.append((row, tiles, rgbs))
+    n = max((len(r[2]) for r in prepared), default=1)
+    cell = max((max(t.shape[:2]) for _, _, rgbs in prepared for t in rgbs), default=tile_px)
+    width = max(2 * PAD + n * cell + (n - 1) * GAP, 420)
+    cap_size, head_size = 11, 12
+    cap_lines = max((len(c) for r in rows for c in r.captions), default=0)
+    cap_h = cap_lines * (cap_size + 4) + 4
+
+    # Measure, then draw.
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    del probe
+    title_f = font(16, bold=True)
+    title_lines = _wrap(title, width - 2 * PAD, title_f)
+    sub_lines = _wrap(subtitle, width - 2 * PAD, font(11)) if subtitle else []
+    head_h = int(head_size * 1.35) + 4
+    height = (
+        PAD + len(title_lines) * 22 + len(sub_lines) * 15 + 8
+        + len(prepared) * (head_h + cell + cap_h + GAP) + PAD
+    )  # fmt: skip
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = PAD
+    for line in title_lines:
+        draw.text((PAD, y), line, fill=INK, font=title_f)
+        y += 22
+    for line in sub_lines:
+        draw.text((PAD, y), line, fill=MUTED, font=font(11))
+        y += 15
+    y += 8
+    for row, tiles, rgbs in prepared:
+        draw.text((PAD, y), row.heading, fill=INK, font=font(head_size, bold=True))
+        y += head_h
+        for i, rgb in enumerate(rgbs):
+            x0 = PAD + i * (cell + GAP)
+            th, tw = rgb.shape[:2]
+            ox, oy = x0 + (cell - tw) // 2, y + (cell - th) // 2
+            canvas.paste(Image.fromarray(rgb), (ox, oy))
+            draw.rectangle((ox - 1, oy - 1, ox + tw, oy + th), outline=FRAME)
+            box = row.boxes[i] if i < len(row.boxes) else None
+            if box is not None:
+                s = th / tiles[i].shape[-2]
+                top, left, bottom, right = box
+                draw.rectangle(
+                    (ox + left * s, oy + top * s, ox + right * s - 1, oy + bottom * s - 1),
+                    outline=HIGHLIGHT, width=2,
+                )  # fmt: skip
+            caps = row.captions[i] if i < len(row.captions) else ()
+            for j, text in enumerate(caps):
+                f = font(cap_size, bold=j == 0)
+                text = _ellipsize(text, cell + GAP - 2, f)
+                draw.text((x0 + cell / 2, y + cell + 3 + j * (cap_size + 4)), text,
+                          fill=INK if j == 0 else MUTED, font=f, anchor="ma")  # fmt: skip
+        y += cell + cap_h + GAP
+    return canvas
+
+
+def draw_layer_examples(
+    labels: Sequence[str],
+    tiles: Any,
+    *,
+    values: Any,
+    masks: Any | None = None,
+    title: str,
+    subtitle: str = "",
+    tile_px: int = 48,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Image.Image:
+    """A whole layer: one row per unit (``labels``), its k tiles (U, k, C, h, w) left to right
+    (best first), each captioned with its value."""
+    t = as_float(tiles)
+    v = as_float(values)
+    m = None if masks is None else np.asarray(masks, dtype=bool)
+    units, k = t.shape[:2]
+    first = tile_rgb(t[0, 0], None, tile_px, value_range)
+    cell = max(first.shape[:2])
+    label_f, cap_f = font(12, bold=True), font(9)
+    gutter = int(max((label_f.getlength(s) for s in labels), default=20)) + 12
+    rank_h = 14
+    row_h = cell + 13
+    width = max(PAD * 2 + gutter + k * cell + (k - 1) * 4, 360)
+    title_f = font(15, bold=True)
+    title_lines = _wrap(title, width - 2 * PAD, title_f)
+    sub_lines = _wrap(subtitle, width - 2 * PAD, font(11)) if subtitle else []
+    top = PAD + len(title_lines) * 21 + len(sub_lines) * 15 + 8 + rank_h
+    height = top + units * (row_h + 4) + PAD
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = PAD
+    for line in title_lines:
+        draw.text((PAD, y), line, fill=INK, font=title_f)
+        y += 21
+    for line in sub_lines:
+        draw.text((PAD, y), line, fill=MUTED, font=font(11))
+        y += 15
+    x_tiles = PAD + gutter
+    for j in range(k):
+        draw.text((x_tiles + j * (cell + 4) + cell / 2, top - rank_h), f"#{j + 1}",
+                  fill=MUTED, font=cap_f, anchor="ma")  # fmt: skip
+    for u in range(units):
+        y0 = top + u * (row_h + 4)
+        draw.text((PAD, y0 + cell / 2), labels[u], fill=INK, font=label_f, anchor="lm")
+        for j in range(k):
+            x0 = x_tiles + j * (cell + 4)
+            rgb = tile_rgb(t[u, j], None if m is None else m[u, j], tile_px, value_range)
+            th, tw = rgb.shape[:2]
+            canvas.paste(Image.fromarray(rgb), (x0 + (cell - tw) // 2, y0 + (cell - th) // 2))
+            draw.rectangle((x0 - 1, y0 - 1, x0 + cell, y0 + cell), outline=FRAME)
+            draw.text((x0 + cell / 2, y0 + cell + 1), f"{v[u, j]:.3g}", fill=MUTED, font=cap_f,
+                      anchor="ma")  # fmt: skip
+    return canvas
