@@ -14,6 +14,7 @@ from .models import build_model, load
 from .train import train
 from .units import Unit, resolve_units
 from .viz import Activations, activations, all_kernels, kernels
+from .viz.examples import ExamplesResult, TopK, examples
 
 __version__ = "0.1.0"
 
@@ -21,13 +22,16 @@ __all__ = [
     "Activations",
     "ConvlensError",
     "Dataset",
+    "ExamplesResult",
     "InputSpec",
     "LayerInfo",
     "Lens",
+    "TopK",
     "Unit",
     "activations",
     "all_kernels",
     "build_model",
+    "examples",
     "kernels",
     "load",
     "load_dataset",

@@ -222,6 +222,14 @@ class Lens:
         self.layer(name)
         return self._modules[name]
 
+    def activation_of(self, name: str) -> nn.Module | None:
+        """The activation a layer applies itself (a Keras ``Conv2D(relu)``), or None.
+
+        ``activation_of(name)(pre)`` turns a pre-activation read with ``pre_activation=True``
+        back into the layer's output, so one forward can serve both.
+        """
+        return _activation_child(self.module(name))
+
     def conv_layers(self) -> list[LayerInfo]:
         return [info for info in self.layers if info.kind == "conv"]
 

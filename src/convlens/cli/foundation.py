@@ -9,7 +9,7 @@ import click
 import torch
 
 from .. import images
-from ..data import dataset_names, load_dataset, load_image
+from ..data import dataset_for, dataset_names, load_dataset, load_image
 from ..errors import DataError
 from ..lens import Lens
 from ..models import model_summaries
@@ -267,11 +267,7 @@ def _pick_input(
         for note in notes:
             click.echo(f"note: {note}")
         return x.unsqueeze(0), None, image_path.name
-    name = data or lens.source.get("config", {}).get("data", {}).get("name")
-    if not name:
-        raise DataError("this model does not record its dataset; pass --data NAME")
-    seed = lens.source.get("config", {}).get("data", {}).get("split_seed", 0)
-    dataset = load_dataset(name, split_seed=seed, size=spec.height)
+    dataset = dataset_for(lens, data)
     assert index is not None
     if index >= len(dataset.x_val):
         raise DataError(f"--index {index} is out of range: the validation split has "

@@ -110,9 +110,6 @@ def draw_unit_examples(
     cap_lines = max((len(c) for r in rows for c in r.captions), default=0)
     cap_h = cap_lines * (cap_size + 4) + 4
 
-    # Measure, then draw.
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    del probe
     title_f = font(16, bold=True)
     title_lines = _wrap(title, width - 2 * PAD, title_f)
     sub_lines = _wrap(subtitle, width - 2 * PAD, font(11)) if subtitle else []
@@ -142,8 +139,10 @@ def draw_unit_examples(
             draw.rectangle((ox - 1, oy - 1, ox + tw, oy + th), outline=FRAME)
             box = row.boxes[i] if i < len(row.boxes) else None
             if box is not None:
-                s = th / tiles[i].shape[-2]
-                top, left, bottom, right = box
+                h, w = tiles[i].shape[-2:]
+                s = th / h
+                top, left = max(box[0], 0), max(box[1], 0)  # the part inside the image
+                bottom, right = min(box[2], h), min(box[3], w)
                 draw.rectangle(
                     (ox + left * s, oy + top * s, ox + right * s - 1, oy + bottom * s - 1),
                     outline=HIGHLIGHT, width=2,
@@ -212,3 +211,97 @@ def draw_layer_examples(
             draw.text((x0 + cell / 2, y0 + cell + 1), f"{v[u, j]:.3g}", fill=MUTED, font=cap_f,
                       anchor="ma")  # fmt: skip
     return canvas
+
+
+# --- from analysis results (duck-typed: convlens.viz.examples.UnitExamples) ------------------
+def _where(split: str, num_images: int) -> str:
+    names = {"val": "validation", "train": "training", "all": "training + validation"}
+    return f"{num_images} {names.get(split, '')} images".replace("  ", " ")
+
+
+def unit_examples_picture(
+    ex: Any,
+    *,
+    num_images: int,
+    split: str = "val",
+    class_names: Sequence[str] = (),
+    value_range: tuple[float, float] = (0.0, 1.0),
+    bottom: bool = False,
+) -> Image.Image:
+    """One unit: its k images with the field of the max neuron boxed, then the field crops.
+
+    ``ex`` has ``unit``, ``score``, ``values``, ``indices``, ``labels``, ``locations``,
+    ``windows``, ``images``, ``crops``, ``crop_mask`` (a ``UnitExamples``).
+    """
+    n = len(ex.values)
+    which = "bottom" if bottom else "top"
+    labels = ex.labels.tolist() if ex.labels is not None else [None] * n
+    captions = []
+    for v, i, lab in zip(ex.values.tolist(), ex.indices.tolist(), labels, strict=True):
+        second = f"#{i}" + (f" · {_class(lab, class_names)}" if lab is not None else "")
+        captions.append((f"{v:.3g}", second))
+    spatial = ex.locations is not None
+    rows = []
+    if spatial:
+        rh, rw = ex.crops.shape[-2:]
+        boxes = [tuple(w) for w in ex.windows.tolist()]
+        neuron = "the most negative neuron" if bottom else "the neuron that fired"
+        heading = f"{which} {n} images (orange box: receptive field of {neuron})"
+        rows.append(Row(heading, ex.images, None, captions, boxes))
+        crop_caps = [(f"at ({r},{c})",) for r, c in ex.locations.tolist()]
+        rows.append(Row(f"its receptive field, {rh}x{rw} px, enlarged (hatched: outside the "
+                        "image)", ex.crops, ex.crop_mask, crop_caps))  # fmt: skip
+    else:
+        rows.append(Row(f"{which} {n} images", ex.images, None, captions))
+    subtitle = (
+        f"{which} {n} of {_where(split, num_images)}, ranked by {ex.score}. "
+        "Under each image: the value, then the image index · its label."
+    )
+    return draw_unit_examples(rows, title=f"{ex.unit}: dataset examples", subtitle=subtitle,
+                              value_range=value_range)  # fmt: skip
+
+
+def _class(label: int, class_names: Sequence[str]) -> str:
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
+def layer_examples_picture(
+    exs: Sequence[Any],
+    *,
+    layer: str,
+    num_images: int,
+    split: str = "val",
+    value_range: tuple[float, float] = (0.0, 1.0),
+    show: str = "crops",
+    bottom: bool = False,
+) -> Image.Image:
+    """A whole layer: one row per unit, its k crops (or images) best first, values below."""
+    if show not in ("crops", "images"):
+        raise ValueError(f"show must be 'crops' or 'images', got {show!r}")
+    n = min(len(e.values) for e in exs)
+    crops = show == "crops" and exs[0].locations is not None
+    tiles = np.stack([as_float(e.crops if crops else e.images)[:n] for e in exs])
+    masks = np.stack([np.asarray(e.crop_mask)[:n] for e in exs]) if crops else None
+    values = np.stack([as_float(e.values)[:n] for e in exs])
+    labels = [_short(e.unit) for e in exs]
+    which = "bottom" if bottom else "top"
+    what = (
+        f"receptive-field crops ({tiles.shape[-2]}x{tiles.shape[-1]} px; hatched: outside the "
+        "image)"
+        if crops
+        else "images"
+    )
+    subtitle = (
+        f"One row per unit: its {which} {n} {what} from {_where(split, num_images)}, best first, "
+        f"ranked by {exs[0].score}; the value is under each tile."
+    )
+    tile_px = 48 if crops else 56
+    return draw_layer_examples(labels, tiles, values=values, masks=masks,
+                               title=f"{layer}: dataset examples", subtitle=subtitle,
+                               tile_px=tile_px, value_range=value_range)  # fmt: skip
+
+
+def _short(unit: Any) -> str:
+    """Row label: the channel (and position) without the layer name, which is in the title."""
+    text = str(unit)
+    return text.split(":", 1)[1] if ":" in text and unit.kind != "class" else text

@@ -1,0 +1,26 @@
+"""The dataset a model was trained on, recovered from its checkpoint config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from convlens.data.dataset import Dataset
+from convlens.data.registry import load_dataset
+from convlens.errors import DataError
+
+if TYPE_CHECKING:
+    from convlens.lens import Lens
+
+
+def dataset_for(lens: Lens, name: str | None = None, *, limit: int | None = None) -> Dataset:
+    """``name`` (or the model's own training data, with its split seed) at the model's input size.
+
+    The split seed is reused only for the model's own dataset, so its validation images are
+    the ones it was validated on.
+    """
+    recorded = lens.source.get("config", {}).get("data", {})
+    chosen = name or recorded.get("name")
+    if not chosen:
+        raise DataError("this model does not record its dataset; pass --data NAME")
+    seed = int(recorded.get("split_seed", 0)) if chosen == recorded.get("name") else 0
+    return load_dataset(chosen, split_seed=seed, size=lens.spec.height, limit=limit)
