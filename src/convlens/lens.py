@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import UnknownNameError, did_you_mean
-from .receptive import IDENTITY, ReceptiveField, probe_receptive_field
+from .receptive import ReceptiveField, probe_receptive_fields
 
 LAYER_KINDS: tuple[tuple[str, tuple[type[nn.Module], ...]], ...] = (
     ("conv", (nn.Conv2d,)),
@@ -173,11 +173,15 @@ class Lens:
         )
         if named and layer_kind(modules[named[-1]]) == "softmax":
             lens.logits_from_input = True
+        spatial = [name for name in named if len(shapes[name]) == 3]
+        fields = probe_receptive_fields(
+            lambda x: lens.forward(x, spatial), spatial, spec.channels, spec.height, spec.width
+        )
         infos = []
         for index, name in enumerate(named):
             module = modules[name]
             shape = shapes[name]
-            rf = lens._probe_rf(name) if len(shape) == 3 else None
+            rf = fields.get(name)
             infos.append(
                 LayerInfo(
                     name=name,
@@ -303,16 +307,6 @@ class Lens:
         outs = [self.probabilities(x[i : i + batch_size].to(self.device)).cpu()
                 for i in range(0, len(x), batch_size)]  # fmt: skip
         return torch.cat(outs) if outs else torch.empty(0, self.num_classes)
-
-    def _probe_rf(self, name: str) -> ReceptiveField:
-        if name not in self._modules:
-            return IDENTITY
-        spec = self.spec
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return self.forward(x, [name])[name]
-
-        return probe_receptive_field(run, spec.channels, spec.height, spec.width)
 
 
 def _activation_child(module: nn.Module) -> nn.Module | None:

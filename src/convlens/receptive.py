@@ -131,49 +131,78 @@ def _as_avg_pool(
     return F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode=ceil_mode)
 
 
-def probe_receptive_field(
-    run_to_layer: Callable[[torch.Tensor], torch.Tensor], channels: int, height: int, width: int
-) -> ReceptiveField:
-    """Measure a layer's receptive field from gradients of a linearized forward pass.
+def probe_receptive_fields(
+    run_to_layers: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    names: Sequence[str],
+    channels: int,
+    height: int,
+    width: int,
+) -> dict[str, ReceptiveField]:
+    """Measure the receptive fields of many layers from one linearized forward and backward.
 
-    ``run_to_layer`` maps an input batch (N, C, H, W) to the layer's output (N, C', H', W'). The
-    probe runs on a canvas three times the input size (a conv stack accepts any size) so that the
-    field of a deep unit is not cut by the image border; it falls back to the input size.
+    ``run_to_layers`` maps an input batch (N, C, H, W) to the named layers' outputs. Batch items
+    ``2k`` and ``2k+1`` probe layer ``k`` (its centre unit and the unit one step down-right), so
+    a single backward pass gives every field. The probe runs on a canvas three times the input
+    size (a conv stack accepts any size) so the field of a deep unit is not cut by the border;
+    if the model refuses that size it falls back to the input size.
     """
+    names = list(names)
+    if not names:
+        return {}
     for scale in (3, 1):
         try:
-            return _probe(run_to_layer, channels, height * scale, width * scale)
+            return _probe(run_to_layers, names, channels, height * scale, width * scale)
         except (RuntimeError, ValueError):
             if scale == 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _probe(
+def probe_receptive_field(
     run_to_layer: Callable[[torch.Tensor], torch.Tensor], channels: int, height: int, width: int
 ) -> ReceptiveField:
-    x = torch.ones(2, channels, height, width, requires_grad=True)
+    """:func:`probe_receptive_fields` for a single layer."""
+    fields = probe_receptive_fields(
+        lambda x: {"layer": run_to_layer(x)}, ["layer"], channels, height, width
+    )
+    return fields["layer"]
+
+
+def _probe(
+    run_to_layers: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    names: list[str],
+    channels: int,
+    height: int,
+    width: int,
+) -> dict[str, ReceptiveField]:
+    x = torch.ones(2 * len(names), channels, height, width, requires_grad=True)
     with _Linearized():
-        out = run_to_layer(x)
-    if out.dim() != 4:
-        raise ValueError("receptive fields exist only for spatial (N, C, H, W) layers")
-    rows, cols = out.shape[2], out.shape[3]
-    ci, cj = rows // 2, cols // 2
-    # Unit 0 at the centre; unit 1 one step down-right (or the same unit on a 1x1 map).
-    di, dj = (1 if ci + 1 < rows else 0), (1 if cj + 1 < cols else 0)
-    target = out[0, :, ci, cj].sum() + out[1, :, ci + di, cj + dj].sum()
+        outs = run_to_layers(x)
+    target = x.new_zeros(())
+    steps = {}
+    for k, name in enumerate(names):
+        out = outs[name]
+        if out.dim() != 4:
+            raise ValueError(f"receptive fields exist only for spatial layers; {name} is not")
+        rows, cols = out.shape[2], out.shape[3]
+        ci, cj = rows // 2, cols // 2
+        # The centre unit, and one step down-right (the same unit on a 1-pixel-wide map).
+        di, dj = (1 if ci + 1 < rows else 0), (1 if cj + 1 < cols else 0)
+        target = target + out[2 * k, :, ci, cj].sum() + out[2 * k + 1, :, ci + di, cj + dj].sum()
+        steps[name] = (ci, cj, di, dj)
     (grad,) = torch.autograd.grad(target, x)
-    boxes = [_support(grad[k].abs().sum(0)) for k in (0, 1)]
-    (t0, l0, b0, r0), (t1, l1, _, _) = boxes
-    size = (b0 - t0, r0 - l0)
-    jump_h = (t1 - t0) // di if di else 1
-    jump_w = (l1 - l0) // dj if dj else 1
-    if size[0] >= height or size[1] >= width:
-        # The field covers the whole canvas: its true size is unknown beyond it.
-        size = (max(size[0], height), max(size[1], width))
-    centre = (t0 + (size[0] - 1) / 2, l0 + (size[1] - 1) / 2)
-    offset = (centre[0] - ci * jump_h, centre[1] - cj * jump_w)
-    return ReceptiveField(size, (max(jump_h, 1), max(jump_w, 1)), _tidy(offset))
+    mass = grad.abs().sum(1)
+    fields = {}
+    for k, name in enumerate(names):
+        ci, cj, di, dj = steps[name]
+        (t0, l0, b0, r0), (t1, l1, _, _) = _support(mass[2 * k]), _support(mass[2 * k + 1])
+        size = (b0 - t0, r0 - l0)
+        jump_h = (t1 - t0) // di if di else 1
+        jump_w = (l1 - l0) // dj if dj else 1
+        centre = (t0 + (size[0] - 1) / 2, l0 + (size[1] - 1) / 2)
+        offset = (centre[0] - ci * jump_h, centre[1] - cj * jump_w)
+        fields[name] = ReceptiveField(size, (max(jump_h, 1), max(jump_w, 1)), _tidy(offset))
+    return fields
 
 
 def _support(mask: torch.Tensor) -> tuple[int, int, int, int]:

@@ -24,7 +24,9 @@ def cli(debug: bool) -> None:
       convlens kernels runs/kaggle4 --layer conv2d_1 --out k.png
       convlens activations runs/kaggle4 --index 7 --out acts/
 
-    CKPT is a checkpoint folder written by 'convlens train'.
+    CKPT is the model to read: a checkpoint folder written by 'convlens train' or
+    'convlens convert', a Keras .keras or legacy .h5 file, a TorchScript file, or a PyTorch
+    state_dict with --arch (see 'convlens layers --help' for the loading options).
     """
     del debug  # handled in main(); declared here so it shows in --help
 
@@ -45,13 +47,39 @@ def lens_argument(func: Any) -> Any:
     def wrapper(ckpt: Path, epoch: int | None, **kwargs: Any) -> Any:
         from ..models import load
 
-        return func(lens=load(ckpt, epoch=epoch), **kwargs)
+        options = {name: kwargs.pop(name) for name in LOAD_OPTIONS}
+        options = {k: v for k, v in options.items() if v not in (None, False)}
+        return func(lens=load(ckpt, epoch=epoch, **options), **kwargs)
 
+    for option in reversed(LOAD_OPTION_DECORATORS):
+        wrapper = option(wrapper)
     wrapper = click.option(
         "--epoch", type=click.IntRange(1), default=None,
         help="Use the weights kept after this epoch (checkpoints trained with --snapshots).",
     )(wrapper)  # fmt: skip
     return click.argument("ckpt", metavar="CKPT", type=click.Path(path_type=Path))(wrapper)
+
+
+# Options for model files that do not describe themselves fully (Keras, PyTorch, TorchScript).
+LOAD_OPTION_DECORATORS = [
+    click.option("--input-shape", "input_shape", metavar="CxHxW",
+                 help="Model input size, e.g. 3x32x32 (PyTorch files; Keras files say it)."),
+    click.option("--range", "value_range", metavar="LOW,HIGH",
+                 help="Pixel value range the model takes, e.g. 0,1 (default) or 0,255."),
+    click.option("--mean", metavar="M[,M,M]", help="Per-channel mean the model subtracts."),
+    click.option("--std", metavar="S[,S,S]", help="Per-channel std the model divides by."),
+    click.option("--classes", metavar="N|a,b,c", help="Number of classes, or their names."),
+    click.option("--arch", metavar="module.path:ClassName",
+                 help="Network to load a state_dict file into (or a zoo model name)."),
+    click.option("--arch-args", "arch_args", metavar="JSON",
+                 help="Keyword arguments for --arch, as a JSON object."),
+    click.option("--trust-pickle", "trust_pickle", is_flag=True,
+                 help="Allow whole pickled modules (unpickling can run code from the file)."),
+    click.option("--trust-keras-code", "trust_keras_code", is_flag=True,
+                 help="Allow Keras Lambda layers (their code runs when the model loads)."),
+]  # fmt: skip
+LOAD_OPTIONS = ("input_shape", "value_range", "mean", "std", "classes", "arch", "arch_args",
+                "trust_pickle", "trust_keras_code")  # fmt: skip
 
 
 def echo_written(paths: list[Path]) -> None:

@@ -141,14 +141,15 @@ def layers_command(lens: Lens) -> None:
 
 
 def format_layer_table(lens: Lens) -> str:
-    header = f"{'layer':<18} {'kind':<10} {'output':<14} {'params':>10}  receptive field"
+    w = max([18, *(len(info.name) + 1 for info in lens.layers)])
+    header = f"{'layer':<{w}} {'kind':<10} {'output':<14} {'params':>10}  receptive field"
     lines = [header, "-" * len(header)]
     for info in lens.layers:
         shape = "x".join(str(v) for v in info.output_shape)
         rf = info.rf.describe() if info.rf else ""
-        lines.append(f"{info.name:<18} {info.kind:<10} {shape:<14} {info.params:>10,}  {rf}")
+        lines.append(f"{info.name:<{w}} {info.kind:<10} {shape:<14} {info.params:>10,}  {rf}")
     total = sum(p.numel() for p in lens.model.parameters())
-    lines.append(f"{'total':<18} {'':<10} {'':<14} {total:>10,}")
+    lines.append(f"{'total':<{w}} {'':<10} {'':<14} {total:>10,}")
     return "\n".join(lines)
 
 

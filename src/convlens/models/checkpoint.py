@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConvlensError
 from ..fileio import write_atomic, write_json
+from .graph import GRAPH_ARCH, build_graph
 from .zoo import build_model
 
 FORMAT = "convlens-checkpoint"
@@ -101,6 +102,8 @@ def read_config(folder: str | Path) -> dict[str, Any]:
 def build_from_config(config: dict[str, Any]) -> nn.Module:
     arch = config["architecture"]
     try:
+        if arch.get("name") == GRAPH_ARCH:  # a converted foreign model: the graph is in the config
+            return build_graph(arch.get("args", {}).get("graph"))
         return build_model(arch["name"], **arch.get("args", {}))
     except ConvlensError:
         raise
