@@ -15,6 +15,7 @@ from .train import train
 from .units import Unit, resolve_units
 from .viz import Activations, activations, all_kernels, kernels
 from .viz.examples import ExamplesResult, TopK, examples
+from .viz.render import Prototypes, RenderResult, dataset_maxima, prototypes, render
 
 __version__ = "0.1.0"
 
@@ -25,16 +26,21 @@ __all__ = [
     "ExamplesResult",
     "InputSpec",
     "LayerInfo",
+    "Prototypes",
+    "RenderResult",
     "Lens",
     "TopK",
     "Unit",
     "activations",
     "all_kernels",
     "build_model",
+    "dataset_maxima",
     "examples",
     "kernels",
     "load",
     "load_dataset",
+    "prototypes",
+    "render",
     "resolve_units",
     "train",
 ]

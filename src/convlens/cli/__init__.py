@@ -15,8 +15,9 @@ from .app import cli
 
 # Command modules register themselves on import.
 from . import foundation  # noqa: F401  isort: skip
-from . import examples  # noqa: E402, F401  isort: skip
-from . import convert  # noqa: E402, F401  isort: skip
+from . import examples  # noqa: F401  isort: skip
+from . import convert  # noqa: F401  isort: skip
+from . import render  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,12 +51,18 @@ def lens_argument(func: Any) -> Any:
         options = {k: v for k, v in options.items() if v not in (None, False)}
         return func(lens=load(ckpt, epoch=epoch, **options), **kwargs)
 
+    def carrier() -> None: ...
+
     for option in reversed(LOAD_OPTION_DECORATORS):
-        wrapper = option(wrapper)
-    wrapper = click.option(
+        carrier = option(carrier)
+    carrier = click.option(
         "--epoch", type=click.IntRange(1), default=None,
         help="Use the weights kept after this epoch (checkpoints trained with --snapshots).",
-    )(wrapper)  # fmt: skip
+    )(carrier)  # fmt: skip
+    # click lists params in reverse order of __click_params__: putting the loading options at
+    # its front shows the command's own options first and the loading options after them.
+    params = wrapper.__dict__.setdefault("__click_params__", [])
+    params[:0] = carrier.__click_params__  # type: ignore[attr-defined]
     return click.argument("ckpt", metavar="CKPT", type=click.Path(path_type=Path))(wrapper)
 
 

@@ -1,0 +1,186 @@
+"""Dataset maxima: the largest activation of every unit over real images (the verification bar).
+
+A rendered unit is judged by r = activation it reaches / the largest activation of the same unit
+over the validation images; r >= 1 means the picture beats every real image. One batched,
+no-grad pass computes the maxima of all conv and dense layers at once; the result is cached in
+the checkpoint folder under a key made of the weights and the data, so another snapshot, model
+or dataset never reuses a stale file. Channels whose maximum is <= 0 are *dead*: no real image
+ever switches them on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data import Dataset, load_dataset
+from ..errors import DataError
+from ..fileio import atomic_path
+from ..lens import Lens
+from ..units import UNIT_LAYER_KINDS
+
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Maxima:
+    """Per-layer maxima over ``images`` real images of ``dataset``.
+
+    ``channel[layer]``: (C,) largest value anywhere in each channel's map (a dense layer: (F,)
+    per feature). ``neuron[layer]``: (C, H, W) largest value of each position (dense: (F,)).
+    """
+
+    dataset: str
+    images: int
+    channel: dict[str, torch.Tensor]
+    neuron: dict[str, torch.Tensor]
+
+    def dead(self, layer: str) -> list[int]:
+        """Channels (features) of ``layer`` that no real image drives above zero."""
+        return [int(i) for i in torch.nonzero(self.channel[layer] <= 0).flatten()]
+
+    def live(self, layer: str) -> list[int]:
+        return [int(i) for i in torch.nonzero(self.channel[layer] > 0).flatten()]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {
+            layer: {"channels": int(v.numel()), "dead": len(self.dead(layer))}
+            for layer, v in self.channel.items()
+        }
+
+
+def default_dataset(lens: Lens) -> tuple[str, int]:
+    """The dataset (name, split seed) the checkpoint was trained on, from its config."""
+    data = (lens.source.get("config") or {}).get("data") or {}
+    name = data.get("name")
+    if not name:
+        raise DataError(
+            "the model does not record its training data; pass a dataset (e.g. data='mnist')"
+        )
+    return str(name), int(data.get("split_seed", 0))
+
+
+def dataset_maxima(
+    lens: Lens,
+    layers: Sequence[str] | None = None,
+    dataset: str | Dataset | None = None,
+    *,
+    batch_size: int = 250,
+    cache: bool = True,
+) -> Maxima:
+    """Largest activation of every channel and neuron of ``layers`` over the validation images.
+
+    ``layers``: default every conv and dense layer; ``dataset``: a name (``"mnist"``), a loaded
+    :class:`Dataset`, or None for the checkpoint's own training data. Cached in
+    ``lens.path / "cache"`` when the Lens has a folder.
+    """
+    all_layers = [info.name for info in lens.layers if info.kind in UNIT_LAYER_KINDS]
+    wanted = [lens.layer(name).name for name in layers] if layers else all_layers
+    extra = [name for name in wanted if name not in all_layers]
+    compute = all_layers + extra
+
+    if isinstance(dataset, Dataset):
+        data: Dataset | None = dataset
+        name, key_data = dataset.name, _tensor_digest(dataset.x_val)
+    else:
+        if dataset is None:
+            name, split_seed = default_dataset(lens)
+        else:
+            name, split_seed = dataset, _split_seed(lens, dataset)
+        data, key_data = None, f"{name}|split{split_seed}"
+    key = hashlib.sha256(
+        f"{CACHE_VERSION}|{_weights_digest(lens)}|{key_data}|{','.join(compute)}".encode()
+    ).hexdigest()[:16]
+    path = _cache_path(lens, name, key) if cache else None
+    if path is not None and path.exists():
+        try:
+            return _subset(_load(path), wanted)
+        except Exception:
+            pass
+    if data is None:
+        data = load_dataset(name, split_seed=split_seed)
+    maxima = compute_maxima(lens, data.x_val, compute, dataset=data.name, batch_size=batch_size)
+    if path is not None:
+        _save(path, maxima)
+    return _subset(maxima, wanted)
+
+
+@torch.no_grad()
+def compute_maxima(
+    lens: Lens, x: torch.Tensor, layers: Sequence[str], *, dataset: str = "", batch_size: int = 250
+) -> Maxima:
+    """Maxima of ``layers`` over images ``x`` (pixel space), in batches, one pass for all."""
+    if len(x) == 0:
+        raise DataError("no images to compute dataset maxima from")
+    neuron: dict[str, torch.Tensor] = {}
+    for start in range(0, len(x), batch_size):
+        acts = lens.forward(x[start : start + batch_size].to(lens.device), layers)
+        for layer, a in acts.items():
+            m = a.amax(0).float().cpu()
+            neuron[layer] = m if layer not in neuron else torch.maximum(neuron[layer], m)
+    channel = {k: (v.flatten(1).amax(1) if v.dim() > 1 else v.clone()) for k, v in neuron.items()}
+    return Maxima(dataset=dataset, images=len(x), channel=channel, neuron=neuron)
+
+
+def _split_seed(lens: Lens, name: str) -> int:
+    try:
+        trained, seed = default_dataset(lens)
+    except DataError:
+        return 0
+    return seed if trained == name else 0
+
+
+def _subset(maxima: Maxima, layers: Sequence[str]) -> Maxima:
+    return Maxima(
+        dataset=maxima.dataset,
+        images=maxima.images,
+        channel={k: maxima.channel[k] for k in layers},
+        neuron={k: maxima.neuron[k] for k in layers},
+    )
+
+
+def _weights_digest(lens: Lens) -> str:
+    h = hashlib.sha256()
+    for name, tensor in lens.model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tensor_digest(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _cache_path(lens: Lens, dataset: str, key: str) -> Path | None:
+    if lens.path is None:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)[:40]
+    return Path(lens.path) / "cache" / f"maxima_{slug}_{key}.safetensors"
+
+
+def _save(path: Path, maxima: Maxima) -> None:
+    tensors = {f"channel/{k}": v.contiguous() for k, v in maxima.channel.items()}
+    tensors.update({f"neuron/{k}": v.contiguous() for k, v in maxima.neuron.items()})
+    meta = {"dataset": maxima.dataset, "images": str(maxima.images), "version": CACHE_VERSION}
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except OSError:
+        pass  # a read-only checkpoint folder: no cache, same results
+
+
+def _load(path: Path) -> Maxima:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    tensors = load_file(str(path))
+    channel = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("channel/")}
+    neuron = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("neuron/")}
+    return Maxima(meta.get("dataset", ""), int(meta.get("images", 0)), channel, neuron)

@@ -1,0 +1,517 @@
+"""``render``: every requested unit in one batched optimization, each verified against real data.
+
+Units become *items* (unit x diversity copy). Items that share a canvas, a recipe and a
+deepest layer run through :func:`~convlens.viz.render.loop.optimize` together (chunked by
+``batch_size``). Neurons are rendered on a canvas the size of their receptive field (their
+value depends on nothing else) and pasted in place on a background canvas; neurons whose field
+crosses the image border are rendered on the full canvas. Afterwards one no-grad pass per layer
+measures what each image reaches, against the dataset maxima.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from tqdm.auto import tqdm
+
+from ...data import Dataset
+from ...errors import ConvlensError, DataError, UnitError
+from ...lens import Lens
+from ...units import Unit, resolve_units
+from ..maxima import Maxima, dataset_maxima
+from .loop import optimize
+from .objectives import Objective, neuron
+from .presets import Preset, get_preset
+from .recipe import Recipe
+from .result import R_TOLERANCE, RenderResult
+
+Target = str | Unit | Objective
+
+
+@dataclass
+class _Item:
+    target: int  # index of the unit/objective in the request (diversity group)
+    unit: Unit | None
+    name: str
+    copy: int
+    objective: Objective  # in canvas coordinates (a neuron's position on its own canvas)
+    canvas: tuple[int, int, int]
+    window: tuple[int, int, int, int] | None  # where a neuron's canvas sits on the input
+    recipe: Recipe
+    scale: float
+    seed: int
+
+
+def default_batch_size(lens: Lens) -> int:
+    """Chunk size: small on CPU (28x28 maps stay in cache), large on accelerators."""
+    return 32 if lens.device.type == "cpu" else 1024
+
+
+def render(
+    lens: Lens,
+    units: Target | Sequence[Target],
+    *,
+    preset: str | Preset = "clear",
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    diversity: int = 1,
+    param: str | None = None,
+    data: str | Dataset | None = None,
+    restarts: int | None = None,
+    progress: bool = False,
+    **overrides: object,
+) -> RenderResult:
+    """Render ``units`` (a unit string such as ``"conv2d_3:*,class:*"``, Units or Objectives).
+
+    ``preset``: ``"clear"`` (default) or ``"seed"`` (the classic blog recipe); ``steps``,
+    ``param`` (``"box"``, ``"pixel"`` or ``"fourier"``) and any other
+    :class:`~convlens.viz.render.recipe.Recipe` field given as a keyword override it.
+    ``diversity``: images per unit, pushed apart by a diversity term. ``data``: the dataset
+    whose validation images set the verification bar (default: the checkpoint's own).
+    ``restarts``: fresh starts for units that end below the real-data bar (default: the
+    preset's). ``seed`` makes the run reproducible.
+    """
+    start = time.perf_counter()
+    if diversity < 1:
+        raise ConvlensError(f"diversity must be at least 1, got {diversity}")
+    chosen = get_preset(preset)
+    changes = dict(overrides, steps=steps, param=param)
+    if diversity == 1:
+        changes["diversity"] = 0.0
+    unknown = [k for k in changes if k not in Recipe.__dataclass_fields__]
+    if unknown:
+        raise ConvlensError(
+            f"unknown render option {unknown[0]!r}; options: "
+            + ", ".join(sorted(Recipe.__dataclass_fields__))
+        )
+    chosen = Preset(
+        **{
+            **chosen.__dict__,
+            "recipe": chosen.recipe.with_(**changes),
+            "class_recipe": chosen.class_recipe.with_(**changes),
+            "restarts": chosen.restarts if restarts is None else max(0, restarts),
+        }
+    )
+    targets = _targets(lens, units)
+    maxima = _maxima(lens, targets, data)
+    items = _items(lens, targets, chosen, maxima, diversity, seed)
+
+    n = len(items)
+    c, h, w = lens.spec.shape
+    images = torch.zeros(n, c, h, w)
+    crops: list[torch.Tensor | None] = [None] * n
+    longest = max(chosen.recipe.steps, chosen.class_recipe.steps) * 2**chosen.restarts
+    curves = torch.full((n, longest), float("nan"))
+    steps_t = torch.zeros(n, dtype=torch.long)
+    status, reason = ["ok"] * n, [""] * n
+    restarts = [0] * n
+    stats = {"item_steps": 0}
+    layer_steps: dict[str, int] = {}
+    size = batch_size or default_batch_size(lens)
+    bar = tqdm(total=n, desc="render", unit="unit", disable=not progress, leave=False)
+    runs = _optimize_items(lens, items, list(range(n)), size, seed, bar, stats, layer_steps)
+    bar.close()
+    for i, (canvas, curve, taken, state, why) in runs.items():
+        images[i], crops[i] = _place(lens, items[i], canvas)
+        curves[i, : curve.shape[0]] = curve
+        steps_t[i], reason[i] = taken, why
+        if state == "failed":
+            status[i] = "failed"
+    verdict = list(_verify(lens, items, images, maxima))
+
+    # Fresh starts for units that stalled below the real-data bar (or below p 0.99).
+    for attempt in range(1, chosen.restarts + 1):
+        again = [i for i in range(n) if _retry(items[i], status[i], verdict, i)]
+        if not again:
+            break
+        for i in again:  # a new start, more patience, half the ink cost: the hard units
+            r = items[i].recipe
+            patient = r.with_(
+                steps=2 * r.steps, min_steps=2 * r.min_steps, patience=2 * r.patience, l1=r.l1 / 2
+            )
+            items[i] = replace(
+                items[i], seed=_seed(seed, items[i].name, items[i].copy, attempt), recipe=patient
+            )
+        runs = _optimize_items(lens, items, again, size, seed + attempt, None, stats, layer_steps)
+        trial = images.clone()
+        trial_crops = list(crops)
+        for i, (canvas, _curve, _taken, _state, _why) in runs.items():
+            trial[i], trial_crops[i] = _place(lens, items[i], canvas)
+        sub = [items[i] for i in again]
+        fresh = _verify(lens, sub, trial[again], maxima)
+        for k, i in enumerate(again):
+            canvas, curve, taken, state, why = runs[i]
+            if state == "failed" or not _better(items[i], fresh, k, verdict, i):
+                continue
+            images[i], crops[i] = trial[i], trial_crops[i]
+            curves[i] = float("nan")
+            curves[i, : curve.shape[0]] = curve
+            steps_t[i], restarts[i] = taken, attempt
+            reason[i] = f"{why} (fresh start {attempt})"
+            for field_index, values in enumerate(fresh):
+                verdict[field_index][i] = values[k]
+    activation, mean_act, reference, ratio, probability, predicted = verdict
+
+    for i in range(n):
+        unit = items[i].unit
+        if status[i] == "failed":
+            continue
+        if unit is not None and unit.kind != "class" and not float(reference[i]) > 0:
+            status[i] = "dead" if maxima is not None else "unverified"
+            reason[i] = (
+                "dead: no validation image activates this unit"
+                if maxima is not None
+                else "no dataset maxima to compare with"
+            ) + f"; {reason[i]}"
+    item_steps = stats["item_steps"]
+    return RenderResult(
+        units=[it.unit for it in items],
+        names=[it.name for it in items],
+        copies=[it.copy for it in items],
+        images=images,
+        crops=crops,
+        windows=[_clip(it.window, h, w) if it.window else None for it in items],
+        curves=curves,
+        steps=steps_t,
+        activation=activation,
+        mean_activation=mean_act,
+        reference=reference,
+        ratio=ratio,
+        probability=probability,
+        predicted=predicted,
+        status=status,
+        reason=reason,
+        preset=chosen.name,
+        recipe={
+            "units": chosen.recipe.to_dict(),
+            "classes": chosen.class_recipe.to_dict(),
+            "peak_weight": chosen.peak_weight,
+            "restarts": chosen.restarts,
+            "seed": seed,
+            "diversity": diversity,
+            "batch_size": size,
+        },
+        dataset=maxima.dataset if maxima is not None else None,
+        seconds=time.perf_counter() - start,
+        item_steps=item_steps,
+        layer_steps=layer_steps,
+        restarts=restarts,
+    )
+
+
+def _optimize_items(
+    lens: Lens,
+    items: list[_Item],
+    rows: list[int],
+    size: int,
+    seed: int,
+    bar: object | None,
+    stats: dict[str, int],
+    layer_steps: dict[str, int],
+) -> dict[int, tuple[torch.Tensor, torch.Tensor, int, str, str]]:
+    """Optimize ``rows`` of ``items``, batched by canvas, recipe and depth."""
+    results = {}
+    for group in _batches(lens, items, rows):
+        first = items[group[0]]
+        out = optimize(
+            lens,
+            [items[i].objective for i in group],
+            first.canvas,
+            first.recipe,
+            seeds=[items[i].seed for i in group],
+            scales=torch.tensor([items[i].scale for i in group]),
+            groups=[items[i].target for i in group],
+            diversity_layer=_diversity_layer(lens, first),
+            batch_size=size,
+            seed=seed,
+            progress=bar,
+        )
+        stats["item_steps"] += out.item_steps
+        for k, v in out.layer_steps.items():
+            layer_steps[k] = layer_steps.get(k, 0) + v
+        for k, i in enumerate(group):
+            results[i] = (
+                out.images[k],
+                out.curves[k],
+                int(out.steps[k]),
+                out.status[k],
+                out.reason[k],
+            )
+    return results
+
+
+def _place(
+    lens: Lens, item: _Item, canvas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The image on the full input canvas (a neuron's crop pasted in place) and the crop."""
+    if item.window is None:
+        return canvas, None
+    c, h, w = lens.spec.shape
+    top, left, bottom, right = _clip(item.window, h, w)
+    placed = torch.full((c, h, w), float(lens.spec.value_range[0]))
+    if item.canvas == (c, h, w):  # rendered on the full canvas: keep what the neuron sees
+        placed[:, top:bottom, left:right] = canvas[:, top:bottom, left:right]
+    else:
+        placed[:, top:bottom, left:right] = canvas
+    return placed, placed[:, top:bottom, left:right].clone()
+
+
+def _retry(item: _Item, status: str, verdict: list[torch.Tensor], i: int) -> bool:
+    """Whether a unit deserves a fresh start: live and r < 1, or a class below p 0.99."""
+    if item.unit is None or status == "failed":
+        return False
+    if item.unit.kind == "class":
+        _, _, _, _, probability, predicted = verdict
+        return not (int(predicted[i]) == item.unit.channel and float(probability[i]) >= 0.99)
+    reference, ratio = verdict[2], verdict[3]
+    return bool(float(reference[i]) > 0 and float(ratio[i]) < 1 - R_TOLERANCE)
+
+
+def _better(
+    item: _Item, fresh: tuple[torch.Tensor, ...], k: int, verdict: list[torch.Tensor], i: int
+) -> bool:
+    if item.unit is not None and item.unit.kind == "class":
+        return float(fresh[4][k]) > float(verdict[4][i])
+    return float(fresh[3][k]) > float(verdict[3][i])
+
+
+def _seed(seed: int, name: str, copy: int, attempt: int = 0) -> int:
+    text = f"{seed}|{name}|{copy}" + (f"|{attempt}" if attempt else "")
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+# --- request -> items ------------------------------------------------------------------------
+
+
+def _targets(lens: Lens, units: Target | Sequence[Target]) -> list[Unit | Objective]:
+    given = [units] if isinstance(units, str | Unit | Objective) else list(units)
+    out: list[Unit | Objective] = []
+    for t in given:
+        if isinstance(t, str):
+            out.extend(resolve_units(lens, t))
+        elif isinstance(t, Unit | Objective):
+            out.append(t)
+        else:
+            raise UnitError(f"cannot render {t!r}; give unit strings, Units or Objectives")
+    if not out:
+        raise UnitError("no units to render; write e.g. 'conv2d_1:*' or 'class:3'")
+    return out
+
+
+def _maxima(
+    lens: Lens, targets: list[Unit | Objective], data: str | Dataset | None
+) -> Maxima | None:
+    if not any(isinstance(t, Unit) for t in targets):
+        return None
+    try:
+        return dataset_maxima(lens, None, data)
+    except DataError:
+        if data is not None:
+            raise
+        return None  # no recorded training data: render without verification
+
+
+def _items(
+    lens: Lens,
+    targets: list[Unit | Objective],
+    preset: Preset,
+    maxima: Maxima | None,
+    diversity: int,
+    seed: int,
+) -> list[_Item]:
+    items = []
+    full = lens.spec.shape
+    for index, target in enumerate(targets):
+        if isinstance(target, Objective):
+            unit, name, objective = None, str(target), target
+            canvas, window, scale = full, None, 1.0
+        else:
+            unit, name = target, str(target)
+            objective = preset.objective(unit)
+            canvas, window, objective = _neuron_canvas(lens, unit, objective)
+            scale = _scale(lens, unit, maxima)
+        recipe = preset.recipe_for(unit)
+        for copy in range(diversity):
+            items.append(
+                _Item(
+                    index,
+                    unit,
+                    name,
+                    copy,
+                    objective,
+                    canvas,
+                    window,
+                    recipe,
+                    scale,
+                    _seed(seed, name, copy),
+                )
+            )
+    return items
+
+
+def _neuron_canvas(
+    lens: Lens, unit: Unit, objective: Objective
+) -> tuple[tuple[int, int, int], tuple[int, int, int, int] | None, Objective]:
+    """Canvas, window and objective of a unit: neurons get a receptive-field-sized canvas."""
+    full = lens.spec.shape
+    if unit.kind != "neuron" or unit.position is None:
+        return full, None, objective
+    info = lens.layer(unit.layer)
+    rf = info.rf
+    if rf is None:
+        return full, None, objective
+    window = rf.window(*unit.position)
+    top, left, bottom, right = window
+    inside = top >= 0 and left >= 0 and bottom <= full[1] and right <= full[2]
+    local = _local_position(lens, unit.layer, rf.size, rf) if inside else None
+    if local is None or (rf.size[0], rf.size[1]) == (full[1], full[2]):
+        return full, window, objective
+    canvas = (full[0], rf.size[0], rf.size[1])
+    # The same objective with the neuron's position on its own canvas.
+    terms = tuple(
+        (
+            w,
+            t
+            if t.kind != "neuron"
+            else neuron(t.layer, t.channel, local, pre_activation=t.pre_activation).terms[0][1],
+        )
+        for w, t in objective.terms
+    )
+    return canvas, window, Objective(terms, objective.name)
+
+
+def _local_position(
+    lens: Lens, layer: str, size: tuple[int, int], rf: object
+) -> tuple[int, int] | None:
+    """The neuron whose field is exactly a size-sized canvas (None when the grid misaligns)."""
+    pos = []
+    for axis in (0, 1):
+        num = (size[axis] - 1) / 2 - rf.offset[axis]  # type: ignore[attr-defined]
+        jump = rf.jump[axis]  # type: ignore[attr-defined]
+        if num < 0 or abs(num / jump - round(num / jump)) > 1e-6:
+            return None
+        pos.append(round(num / jump))
+    try:
+        with torch.no_grad():
+            probe = torch.zeros(1, lens.spec.channels, *size, device=lens.device)
+            shape = lens.forward(probe, [layer])[layer].shape
+    except (RuntimeError, ValueError):
+        return None
+    if len(shape) != 4 or pos[0] >= shape[2] or pos[1] >= shape[3]:
+        return None
+    return pos[0], pos[1]
+
+
+def _scale(lens: Lens, unit: Unit, maxima: Maxima | None) -> float:
+    """The unit's objective scale: its largest value on real data (or its layer's median)."""
+    if maxima is None or unit.layer not in maxima.channel:
+        return 1.0
+    ref = maxima.channel[unit.layer]
+    if unit.kind == "neuron" and unit.position is not None and unit.layer in maxima.neuron:
+        value = float(maxima.neuron[unit.layer][unit.channel][unit.position])
+    else:
+        value = float(ref[unit.channel])
+    if value > 0:
+        return value
+    live = ref[ref > 0]
+    return float(live.median()) if len(live) else 1.0
+
+
+def _batches(lens: Lens, items: list[_Item], rows: list[int]) -> list[list[int]]:
+    """Items that can share one optimization: same canvas, recipe and deepest layer."""
+    groups: dict[tuple, list[int]] = {}  # type: ignore[type-arg]
+    for i in rows:
+        it = items[i]
+        deepest = max(it.objective.layers, key=lambda name: lens.layer(name).order)
+        groups.setdefault((it.canvas, it.recipe, deepest), []).append(i)
+    return sorted(groups.values(), key=lambda rows: _depth(lens, items[rows[0]]))
+
+
+def _depth(lens: Lens, item: _Item) -> int:
+    return max(lens.layer(name).order for name in item.objective.layers)
+
+
+def _diversity_layer(lens: Lens, item: _Item) -> str | None:
+    """Where diversity is measured: the unit's own map, or the last conv layer for classes."""
+    layers = [lens.layer(name) for name in item.objective.layers]
+    spatial = [info for info in layers if info.is_spatial]
+    if spatial:
+        return max(spatial, key=lambda info: info.order).name
+    depth = max(info.order for info in layers)
+    convs = [info for info in lens.conv_layers() if info.order < depth]
+    return convs[-1].name if convs else None
+
+
+def _clip(window: tuple[int, int, int, int], h: int, w: int) -> tuple[int, int, int, int]:
+    top, left, bottom, right = window
+    return max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _verify(
+    lens: Lens, items: list[_Item], images: torch.Tensor, maxima: Maxima | None
+) -> tuple[torch.Tensor, ...]:
+    """What each placed image reaches, the real-data bar, r, and the model's verdict."""
+    n = len(items)
+    nan = float("nan")
+    # A real input cannot leave the value range: judge what the model would see if it were one
+    # (a no-op for squashed renders; the seed recipe's raw pixels can drift outside).
+    images = images.clamp(*lens.spec.value_range)
+    activation = torch.full((n,), nan)
+    mean_act = torch.full((n,), nan)
+    reference = torch.full((n,), nan)
+    probs = lens.predict(images) if n else torch.zeros(0, lens.num_classes)
+    predicted = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long)
+    probability = probs.max(1).values if n else torch.zeros(0)
+    logits = _logits(lens, images)
+    by_layer: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        if it.unit is None:
+            continue
+        if it.unit.kind == "class":
+            probability[i] = probs[i, it.unit.channel]
+            activation[i] = logits[i, it.unit.channel]
+            if (
+                maxima is not None
+                and it.unit.layer in maxima.channel
+                and not lens.logits_from_input
+            ):
+                reference[i] = maxima.channel[it.unit.layer][it.unit.channel]
+        else:
+            by_layer.setdefault(it.unit.layer, []).append(i)
+    for layer, rows in by_layer.items():
+        acts = lens.forward(images[rows].to(lens.device), [layer])[layer].float().cpu()
+        for k, i in enumerate(rows):
+            unit = items[i].unit
+            assert unit is not None
+            a = acts[k, unit.channel]
+            if unit.kind == "neuron" and unit.position is not None:
+                activation[i] = a[unit.position]
+                if maxima is not None:
+                    reference[i] = maxima.neuron[layer][unit.channel][unit.position]
+            else:
+                activation[i] = a.max()
+                mean_act[i] = a.mean()
+                if maxima is not None:
+                    reference[i] = maxima.channel[layer][unit.channel]
+    ratio = torch.where(reference > 0, activation / reference, torch.full_like(reference, nan))
+    for i, it in enumerate(items):
+        if it.unit is not None and it.unit.kind == "class":
+            ratio[i] = nan  # classes are judged by probability
+    return activation, mean_act, reference, ratio, probability, predicted
+
+
+def _logits(lens: Lens, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    outs = [
+        lens.logits(images[i : i + batch_size].to(lens.device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(outs) if outs else torch.zeros(0, lens.num_classes)
