@@ -14,8 +14,11 @@ from .models import build_model, load
 from .train import train
 from .units import Unit, resolve_units
 from .viz import Activations, activations, all_kernels, kernels
+from .viz.attribution import Heatmap, attribute, method_names
 from .viz.examples import ExamplesResult, TopK, examples
+from .viz.faithfulness import Faithfulness, explain, faithfulness
 from .viz.render import Prototypes, RenderResult, dataset_maxima, prototypes, render
+from .viz.sanity import SanityResult, sanity_check
 
 __version__ = "0.1.0"
 
@@ -24,23 +27,31 @@ __all__ = [
     "ConvlensError",
     "Dataset",
     "ExamplesResult",
+    "Faithfulness",
+    "Heatmap",
     "InputSpec",
     "LayerInfo",
+    "Lens",
     "Prototypes",
     "RenderResult",
-    "Lens",
+    "SanityResult",
     "TopK",
     "Unit",
     "activations",
     "all_kernels",
+    "attribute",
     "build_model",
     "dataset_maxima",
     "examples",
+    "explain",
+    "faithfulness",
     "kernels",
     "load",
     "load_dataset",
+    "method_names",
     "prototypes",
     "render",
     "resolve_units",
+    "sanity_check",
     "train",
 ]

@@ -62,6 +62,9 @@ def lens_argument(func: Any) -> Any:
     # click lists params in reverse order of __click_params__: putting the loading options at
     # its front shows the command's own options first and the loading options after them.
     params = wrapper.__dict__.setdefault("__click_params__", [])
+    taken = {p.name for p in params} & {*LOAD_OPTIONS, "epoch", "ckpt"}
+    if taken:
+        raise TypeError(f"{func.__name__}: option names {sorted(taken)} are reserved for loading")
     params[:0] = carrier.__click_params__  # type: ignore[attr-defined]
     return click.argument("ckpt", metavar="CKPT", type=click.Path(path_type=Path))(wrapper)
 

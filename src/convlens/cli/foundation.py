@@ -236,7 +236,7 @@ def activations_command(
     Each PNG shows the input on top, the layer's feature maps (one tile per channel, a shared
     colour scale) and the class probabilities.
     """  # fmt: skip
-    x, label, what = _pick_input(lens, index, image_path, data)
+    x, label, what = pick_input(lens, index, image_path, data)
     acts = activations(lens, x, list(layer_names) or None)
     probs = acts.probabilities[0]
     pred = int(probs.argmax())
@@ -255,7 +255,7 @@ def activations_command(
     echo_written(paths)
 
 
-def _pick_input(
+def pick_input(
     lens: Lens, index: int | None, image_path: Path | None, data: str | None
 ) -> tuple[torch.Tensor, int | None, str]:
     """The (1, C, H, W) input a command should look at, its label if known, and a description."""
