@@ -1,5 +1,5 @@
 # convlens: the two commands of the README.
-#   make demo   set up, train the default MNIST model and write its pictures
+#   make demo   set up, train the default MNIST model and build its atlas (HTML report)
 #   make test   set up and run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,9 +21,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(CONVLENS) train --model kaggle4 --data mnist --epochs 8 --snapshots --out $(RUN)
 	$(CONVLENS) layers $(RUN)
-	$(CONVLENS) kernels $(RUN) --out $(OUT)/kernels
-	$(CONVLENS) activations $(RUN) --index 7 --out $(OUT)/activations
-	@echo "demo pictures in $(OUT)/"
+	$(CONVLENS) atlas $(RUN) --out $(OUT)/atlas
 
 test: setup
 	-@bash scripts/system-deps.sh

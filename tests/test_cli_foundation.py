@@ -109,7 +109,8 @@ def test_compare_prints_both_models_side_by_side(capsys):
     argv = ["compare", "--data", "mnist", "--limit", "600", "--epochs", "1"]
     code, out, _ = run(argv, capsys)
     assert code == 0
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:4] in ("fcn ", "simp")}
+    lines = [line.split() for line in out.splitlines() if line[:4] in ("fcn ", "simp")]
+    rows = {cells[0]: cells for cells in lines}
     assert set(rows) == {"fcn", "simple2"}
     for cells in rows.values():
         assert 0.1 < float(cells[3]) <= 1.0  # validation accuracy, better than chance

@@ -8,6 +8,7 @@ so analyses never have to know about mean/std.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,24 @@ class Lens:
     def module(self, name: str) -> nn.Module:
         self.layer(name)
         return self._modules[name]
+
+    def with_model(self, model: nn.Module, **source: Any) -> Lens:
+        """The same Lens reading another model of the same architecture (e.g. a snapshot).
+
+        The layer table and receptive fields are reused rather than probed again; ``source``
+        entries (e.g. ``epoch=3``) are merged into the new Lens's source.
+        """
+        named = dict(model.named_modules())
+        missing = [name for name in self._modules if name not in named]
+        if missing:
+            raise ValueError(f"the model lacks layers {missing[:3]} of this Lens")
+        model.eval()
+        return dataclasses.replace(
+            self,
+            model=model,
+            source={**self.source, **source},
+            _modules={name: named[name] for name in self._modules},
+        )
 
     def activation_of(self, name: str) -> nn.Module | None:
         """The activation a layer applies itself (a Keras ``Conv2D(relu)``), or None.

@@ -15,10 +15,11 @@ from .app import cli
 
 # Command modules register themselves on import.
 from . import foundation  # noqa: F401  isort: skip
-from . import examples  # noqa: F401  isort: skip
-from . import convert  # noqa: F401  isort: skip
 from . import render  # noqa: F401  isort: skip
+from . import examples  # noqa: F401  isort: skip
 from . import explain  # noqa: F401  isort: skip
+from . import convert  # noqa: F401  isort: skip
+from . import atlas  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

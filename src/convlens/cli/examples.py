@@ -107,8 +107,6 @@ def examples_command(
     click.echo(f"wrote {len(unit_paths)} unit pictures in {', '.join(folders)}")
 
 
-
-
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
