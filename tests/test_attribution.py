@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import run_cli
 from torch import nn
 
 from convlens.errors import DataError, UnitError, UnknownNameError
@@ -309,16 +310,6 @@ def test_errors_are_one_line_and_list_what_is_valid(random_lens: Lens) -> None:
 
 
 # --- the commands
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from convlens.cli import main
-
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_explain_writes_overlays_panel_and_evidence(kaggle4_ckpt, tmp_path, capsys) -> None:

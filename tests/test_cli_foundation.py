@@ -8,19 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli as run
 from PIL import Image
-
-from convlens.cli import main
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_layers_prints_table_with_receptive_fields(kaggle4_ckpt: Path, capsys):

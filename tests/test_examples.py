@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli as run
 from PIL import Image
 
-from convlens.cli import main
 from convlens.units import resolve_units
 from convlens.viz.examples import TopK, examples, mine
 
@@ -171,14 +171,6 @@ def test_split_all_indexes_train_then_val_and_bad_input(kaggle4_lens, mnist_smal
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_writes_unit_pictures_layer_grid_and_json(kaggle4_ckpt: Path, tmp_path, capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 
 from convlens.errors import ConvlensError, UnitError
 from convlens.units import Unit, resolve_units
@@ -319,18 +320,6 @@ def test_maxima_cached_keyed_and_dead_reported(kaggle4_lens, mnist_small, monkey
 
 
 # --- command line ----------------------------------------------------------------------------
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    from convlens.cli import main
-
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_render_writes_grids_arrays_and_json(kaggle4_ckpt: Path, tmp_path, capsys) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli as run
 from PIL import Image, ImageDraw
 
 import convlens as cl
-from convlens.cli import main
 from convlens.errors import CheckpointError
 from convlens.models.torchscript import mirror_script
 
@@ -227,13 +227,3 @@ def test_rgb_cnn_trained_on_coloured_shapes(tmp_path):
         heat = attribution.attribute(lens, data.x_val[:4], method=method, **extra)
         assert heat.values.shape == (4, 24, 24) and torch.isfinite(heat.values).all()
         assert heat.values.abs().sum() > 0
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err

@@ -91,6 +91,22 @@ LOAD_OPTIONS = ("input_shape", "value_range", "mean", "std", "classes", "arch", 
                 "trust_pickle", "trust_keras_code")  # fmt: skip
 
 
+def input_options(func: Any) -> Any:
+    """``--index N`` / ``--image FILE`` / ``--data NAME``: the one input a command looks at."""
+    func = click.option(
+        "--data",
+        default=None,
+        help="Dataset for --index. Default: the one the model was trained on.",
+    )(func)
+    func = click.option(
+        "--image", "image_path", type=click.Path(path_type=Path),
+        help="Any PNG/JPG; converted to the model's input (the conversion is reported).",
+    )(func)  # fmt: skip
+    return click.option(
+        "--index", type=click.IntRange(0), help="Image of the validation split, by index."
+    )(func)
+
+
 def echo_written(paths: list[Path]) -> None:
     for path in paths:
         click.echo(f"wrote {path}")

@@ -19,7 +19,7 @@ from ..viz.attribution import get_method, method_names
 from ..viz.attribution.gradients import BASELINES
 from ..viz.faithfulness import DEFAULT_STEPS, explain
 from ..viz.sanity import DEFAULT_THRESHOLD, sanity_check
-from .app import cli, echo_written, lens_argument
+from .app import cli, echo_written, input_options, lens_argument
 from .foundation import pick_input
 
 METHODS_HELP = "Comma list of methods, or 'all': " + ", ".join(method_names()) + "."
@@ -48,16 +48,7 @@ def _target(text: str | None) -> int | str | None:
 
 @cli.command("explain")
 @lens_argument
-@click.option("--index", type=click.IntRange(0), help="Image of the validation split, by index.")
-@click.option(
-    "--image",
-    "image_path",
-    type=click.Path(path_type=Path),
-    help="Any PNG/JPG; converted to the model's input (the conversion is reported).",
-)
-@click.option(
-    "--data", default=None, help="Dataset for --index. Default: the one the model was trained on."
-)
+@input_options
 @click.option("--methods", default="all", show_default=True, help=METHODS_HELP)
 @click.option(
     "--target",

