@@ -3,6 +3,7 @@ Keras' own predictions; conversion to a checkpoint; Lambda refusal; bad files fr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -118,6 +119,32 @@ def test_keras_lens_runs_attribution_and_examples(trained, lenses):
     examples = pytest.importorskip("convlens.viz.examples")
     table = examples.mine(lens, "conv2d_3:0,class:1", x, k=3)
     assert table is not None
+
+
+def test_render_examples_and_explain_commands_run_on_a_legacy_h5(trained, tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    h5 = str(trained[1] / "kaggle4.h5")
+    out = tmp_path / "out"
+    argv = ["render", h5, "--units", "conv2d_1:0-1,class:3", "--steps", "8", "--data", "mnist",
+            "--out", str(out / "render")]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    records = json.loads((out / "render" / "render.json").read_text())
+    units = [r["unit"] for r in (records["units"] if isinstance(records, dict) else records)]
+    assert units == ["conv2d_1:0", "conv2d_1:1", "class:3"]
+    argv = ["examples", h5, "--units", "conv2d_2:0", "--k", "3", "--data", "mnist", "--out",
+            str(out / "examples")]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert (out / "examples" / "examples.json").is_file()
+    argv = ["explain", h5, "--index", "0", "--data", "mnist", "--methods", "gradient,gradcam",
+            "--out", str(out / "explain")]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert {"heatmap_gradient.png", "heatmap_gradcam.png", "explain.json"} <= {
+        p.name for p in (out / "explain").iterdir()
+    }
 
 
 def test_converted_checkpoint_gives_identical_activations(trained, lenses, tmp_path, capsys):
