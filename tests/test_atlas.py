@@ -210,3 +210,28 @@ def test_cli_builds_and_prints_where_to_open(
     assert "stages overview, kernels" in text
     manifest = load_manifest(out)
     assert manifest["stages"]["render"] == "skipped" and validate(manifest, out) == []
+
+
+def test_atlas_of_an_rgb_model_of_another_size(tmp_path: Path) -> None:
+    import torch
+
+    from convlens.data import Dataset
+    from convlens.lens import InputSpec, Lens
+    from convlens.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("oip3", in_channels=3, image_size=32, num_classes=4)
+    names = ("red", "green", "blue", "gray")
+    lens = Lens.from_module(model, InputSpec(3, 32, 32, class_names=names))
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(24, 3, 32, 32, generator=generator)
+    labels = torch.arange(24) % 4
+    data = Dataset("random-rgb", images, labels, images, labels, names, 0)
+    options = small_options(layers=("conv2d_1", "conv2d_3"))
+    out = tmp_path / "atlas"
+    build_atlas(lens, out, data=data, options=options, progress=False)
+    manifest = load_manifest(out)
+    assert validate(manifest, out) == []
+    assert manifest["complete"] is True
+    assert all((out / f).is_file() for f in referenced_files(manifest))
+    assert not tmp_files(out)

@@ -381,3 +381,34 @@ def test_cli_bad_unit_is_one_line_exit_2(kaggle4_ckpt: Path, tmp_path, capsys) -
 def test_resolve_units_grammar_reaches_render(kaggle4_lens) -> None:
     units = resolve_units(kaggle4_lens, "conv2d_1:0-1,class:*")
     assert len(units) == 12
+
+
+def test_fourier_rgb_is_colour_decorrelated_and_gray_is_untouched():
+    rgb = P.fourier(64, (3, 16, 16), seeds=list(range(64)), std=1.0)
+    tensor, image_fn = rgb
+    x = image_fn(tensor).detach()
+    flat = x.permute(1, 0, 2, 3).reshape(3, -1)
+    corr = torch.corrcoef(flat)
+    # Luminance dominates: the three colour channels move together, unlike independent noise.
+    assert corr[0, 1] > 0.4 and corr[0, 2] > 0.4 and corr[1, 2] > 0.4
+    gray = P.fourier(2, (1, 16, 16), seeds=[0, 1])
+    assert gray[1](gray[0]).shape == (2, 1, 16, 16)
+
+
+def test_render_works_on_an_rgb_model_of_another_size():
+    from convlens.lens import InputSpec, Lens
+    from convlens.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("kaggle4", in_channels=3, image_size=36, num_classes=5)
+    lens = Lens.from_module(model, InputSpec(3, 36, 36, class_names=tuple("abcde")))
+    from convlens.data import Dataset
+
+    images, labels = torch.rand(40, 3, 36, 36), torch.arange(40) % 5
+    data = Dataset("random", images, labels, images, labels, tuple("abcde"), 0)
+    for param in ("box", "fourier"):
+        res = render(lens, "conv2d_3:0-3,conv2d_2:1@center,class:2", steps=12, param=param,
+                     data=data, restarts=0)  # fmt: skip
+        assert res.images.shape == (6, 3, 36, 36)
+        assert torch.isfinite(res.images).all()
+        assert res.images.min() >= 0.0 and res.images.max() <= 1.0

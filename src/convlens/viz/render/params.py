@@ -135,6 +135,26 @@ def fourier_scale(height: int, width: int, decay: float) -> torch.Tensor:
     return scale / scale.pow(2).mean().sqrt()
 
 
+def opponent_colors(chroma: float = 0.5) -> torch.Tensor:
+    """3x3 map from decorrelated components to RGB: luminance, red-green, blue-yellow.
+
+    Natural images vary far more in brightness than in hue; optimizing in this basis (with the
+    colour axes damped by ``chroma``) makes RGB renders natural-looking rather than rainbow
+    noise. It is an opponent-colour basis, not a dataset statistic, so no ImageNet
+    assumption sneaks in.
+    """
+    basis = torch.tensor(
+        [
+            [1.0, 1.0, 1.0],
+            [1.0, -1.0, 0.0],
+            [1.0, 1.0, -2.0],
+        ]
+    )
+    basis = basis / basis.norm(dim=1, keepdim=True)
+    weights = torch.tensor([1.0, chroma, chroma])
+    return basis.T * weights  # columns: the components' RGB directions, scaled
+
+
 def fourier(
     n: int,
     shape: tuple[int, int, int],
@@ -149,10 +169,13 @@ def fourier(
     """A spectrum (real and imaginary parts of the rFFT) weighted by 1/f**decay, squashed.
 
     Gradient steps on the spectrum move large structures as easily as single pixels, which is
-    what makes Fourier renders smoother than pixel ones at the same number of steps.
+    what makes Fourier renders smoother than pixel ones at the same number of steps. For RGB
+    (3 channels) the spectrum's channels are decorrelated colour components mixed into RGB by
+    :func:`opponent_colors`.
     """
     c, h, w = shape
     scale = fourier_scale(h, w, decay).to(device)
+    mixing = opponent_colors().to(device) if c == 3 else None
     spec_shape = (c, h, w // 2 + 1, 2)
     z = _noise(n, spec_shape, "normal", seeds, device)
     t = z * (std / math.sqrt(2.0))
@@ -162,6 +185,8 @@ def fourier(
     def fn(t: torch.Tensor) -> torch.Tensor:
         spectrum = torch.view_as_complex(t.contiguous()) * scale
         x = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
+        if mixing is not None:
+            x = torch.einsum("rc,nchw->nrhw", mixing, x)
         return to_range(x + offset)
 
     return Param(t.requires_grad_(True), fn)
