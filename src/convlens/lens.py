@@ -253,6 +253,11 @@ class Lens:
         """
         return _activation_child(self.module(name))
 
+    def output_from_pre(self, name: str, pre: torch.Tensor) -> torch.Tensor:
+        """A layer's output from its pre-activation (identity for layers without their own)."""
+        act = self.activation_of(name)
+        return act(pre) if act is not None else pre
+
     def conv_layers(self) -> list[LayerInfo]:
         return [info for info in self.layers if info.kind == "conv"]
 

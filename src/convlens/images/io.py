@@ -6,40 +6,24 @@ as the live web app polling an Atlas folder, never sees a half-written PNG.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from matplotlib.figure import Figure
 from PIL import Image
 
-
-@contextlib.contextmanager
-def _atomic_target(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Yield a temp file beside ``path``; on success move it into place, on failure delete it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from convlens.fileio import write_atomic
 
 
 def _write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
-    with _atomic_target(path) as f:
-        writer(f)
-    return Path(path)
+    def to_file(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            writer(f)
+
+    return write_atomic(path, to_file)
 
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> Path:

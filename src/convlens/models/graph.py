@@ -11,7 +11,7 @@ PyTorch differ ("same" padding for any stride, ``Flatten`` in channels-last orde
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,49 +19,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
-from .layers import Conv2dAct, LinearAct
+from .layers import ACTIVATIONS, Conv2dAct, LinearAct, make_activation
 
 GRAPH_ARCH = "graph"
 GRAPH_FORMAT = "convlens-graph"
 GRAPH_VERSION = 1
 
-# Keras activation names -> fresh modules with Keras' defaults (leaky_relu's slope is 0.2 there).
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "linear": nn.Identity,
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softmax": lambda: nn.Softmax(dim=1),
-    "log_softmax": lambda: nn.LogSoftmax(dim=1),
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "softplus": nn.Softplus,
-    "softsign": nn.Softsign,
-    "swish": nn.SiLU,
-    "silu": nn.SiLU,
-    "mish": nn.Mish,
-    "hard_sigmoid": nn.Hardsigmoid,
-    "hard_swish": nn.Hardswish,
-    "hard_silu": nn.Hardswish,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-}
-
 
 def activation_names() -> list[str]:
-    return list(_ACTIVATIONS)
+    return list(ACTIVATIONS)
 
 
 def activation_module(name: str, negative_slope: float | None = None) -> nn.Module:
-    """A fresh activation module for a Keras activation name."""
-    if name == "leaky_relu" and negative_slope is not None:
-        return nn.LeakyReLU(negative_slope)
+    """A fresh activation module for a Keras activation name; a one-line error otherwise."""
     try:
-        return _ACTIVATIONS[name]()
-    except KeyError:
+        return make_activation(name, negative_slope)
+    except ValueError:
         raise CheckpointError(
-            f"activation {name!r} is not supported; supported: {', '.join(_ACTIVATIONS)}"
+            f"activation {name!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         ) from None
 
 
@@ -87,24 +62,14 @@ class KerasConv2d(Conv2dAct):
 
     def __init__(self, *args: Any, same: bool = False, activation: str = "linear",
                  **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(*args, activation="linear", **kwargs)
+        activation_module(activation)  # an unknown name fails as one line, before any weights
+        super().__init__(*args, activation=activation, **kwargs)
         self.same = same
-        self.activation_name = activation
-        self.act = activation_module(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:
             x = F.pad(x, _pad_arg(x, self.kernel_size, self.stride, self.dilation))
         return self.act(self._conv_forward(x, self.weight, self.bias))
-
-
-class KerasLinear(LinearAct):
-    """``LinearAct`` taking any Keras activation name."""
-
-    def __init__(self, *args: Any, activation: str = "linear", **kwargs: Any) -> None:
-        super().__init__(*args, activation="linear", **kwargs)
-        self.activation_name = activation
-        self.act = activation_module(activation)
 
 
 class KerasMaxPool2d(nn.MaxPool2d):
@@ -137,28 +102,25 @@ class KerasAvgPool2d(nn.AvgPool2d):
         return total / count
 
 
-class GlobalAvgPool2d(nn.AdaptiveAvgPool2d):
-    """Keras ``GlobalAveragePooling2D``: (N, C, H, W) -> (N, C) (or (N, C, 1, 1) with keepdims)."""
+class _GlobalPool:
+    """Keras global pooling over an adaptive pool to 1x1: (N, C, H, W) -> (N, C), or
+    (N, C, 1, 1) with ``keepdims``."""
 
     def __init__(self, keepdims: bool = False) -> None:
-        super().__init__(1)
+        super().__init__(1)  # type: ignore[call-arg]
         self.keepdims = keepdims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x)
+        out = super().forward(x)  # type: ignore[misc]
         return out if self.keepdims else out.flatten(1)
 
 
-class GlobalMaxPool2d(nn.AdaptiveMaxPool2d):
-    """Keras ``GlobalMaxPooling2D``: (N, C, H, W) -> (N, C) (or (N, C, 1, 1) with keepdims)."""
+class GlobalAvgPool2d(_GlobalPool, nn.AdaptiveAvgPool2d):
+    """Keras ``GlobalAveragePooling2D``."""
 
-    def __init__(self, keepdims: bool = False) -> None:
-        super().__init__(1)
-        self.keepdims = keepdims
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x)
-        return out if self.keepdims else out.flatten(1)
+class GlobalMaxPool2d(_GlobalPool, nn.AdaptiveMaxPool2d):
+    """Keras ``GlobalMaxPooling2D``."""
 
 
 class KerasFlatten(nn.Flatten):
@@ -243,8 +205,10 @@ def build_node(node: dict[str, Any]) -> nn.Module:
             same=same, activation=node.get("activation", "linear"),
         )  # fmt: skip
     if op == "dense":
-        return KerasLinear(node["in_features"], node["out_features"], bias=node.get("bias", True),
-                           activation=node.get("activation", "linear"))  # fmt: skip
+        activation = node.get("activation", "linear")
+        activation_module(activation)  # an unknown name fails as one line
+        return LinearAct(node["in_features"], node["out_features"], bias=node.get("bias", True),
+                         activation=activation)  # fmt: skip
     if op in ("max_pool2d", "avg_pool2d"):
         pool = KerasMaxPool2d if op == "max_pool2d" else KerasAvgPool2d
         return pool(_pair(node["kernel"]), _pair(node["stride"]), node.get("padding") == "same")

@@ -8,26 +8,39 @@ can read pre-activations from its input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
+# Keras activation names -> fresh modules with Keras' defaults (leaky_relu's slope is 0.2 there).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "linear": nn.Identity,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "log_softmax": lambda: nn.LogSoftmax(dim=1),
     "elu": nn.ELU,
+    "selu": nn.SELU,
     "gelu": nn.GELU,
     "softplus": nn.Softplus,
-    "leaky_relu": nn.LeakyReLU,
-    "selu": nn.SELU,
+    "softsign": nn.Softsign,
     "swish": nn.SiLU,
     "silu": nn.SiLU,
+    "mish": nn.Mish,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "hard_swish": nn.Hardswish,
+    "hard_silu": nn.Hardswish,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
 }
 
 
-def make_activation(name: str) -> nn.Module:
-    """Build a fresh activation module by its Keras name."""
+def make_activation(name: str, negative_slope: float | None = None) -> nn.Module:
+    """Build a fresh activation module by its Keras name (``negative_slope``: leaky_relu's)."""
+    if name == "leaky_relu" and negative_slope is not None:
+        return nn.LeakyReLU(negative_slope)
     try:
         return ACTIVATIONS[name]()
     except KeyError:

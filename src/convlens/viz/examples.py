@@ -199,12 +199,6 @@ def _plan(lens: Lens, units: Sequence[Unit], bottom: bool, device: torch.device)
     return groups
 
 
-def _post_activation(lens: Lens, layer: str, pre: torch.Tensor) -> torch.Tensor:
-    """A layer's output from its pre-activation (its own activation child applied)."""
-    act = lens.activation_of(layer)
-    return act(pre) if act is not None else pre
-
-
 def _score(
     group: _Group, t: torch.Tensor, largest: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -238,7 +232,7 @@ def _batch_scores(
         t = captured[g.layer]
         if pre and not g.pre:
             if g.layer not in post:
-                post[g.layer] = _post_activation(lens, g.layer, t)
+                post[g.layer] = lens.output_from_pre(g.layer, t)
             t = post[g.layer]
         v, r, c = _score(g, t, largest)
         values[:, g.slots] = v.float()

@@ -392,8 +392,7 @@ def read_layers(lens: Lens, x: torch.Tensor, needs: Needs) -> dict:  # type: ign
         if pre:
             out[(layer, "pre")] = a
         if post:
-            act = getattr(lens.module(layer), "act", None)
-            out[layer] = act(a) if isinstance(act, nn.Module) else a
+            out[layer] = lens.output_from_pre(layer, a)
     return out
 
 
@@ -477,7 +476,7 @@ def _target_relus(lens: Lens, needs: Needs) -> list[nn.Module]:
     """
     out = []
     for layer in needs:
-        act = getattr(lens.module(layer), "act", None)
+        act = lens.activation_of(layer)
         if isinstance(act, nn.ReLU):
             out.append(act)
     return out
