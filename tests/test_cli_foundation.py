@@ -103,3 +103,23 @@ def test_compare_prints_both_models_side_by_side(capsys):
     assert set(rows) == {"fcn", "simple2"}
     for cells in rows.values():
         assert 0.1 < float(cells[3]) <= 1.0  # validation accuracy, better than chance
+
+
+def test_models_and_datasets_list_what_exists(capsys):
+    code, out, _ = run(["models"], capsys)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["fcn", "kaggle4", "oip3", "simple2"]
+    code, out, _ = run(["datasets"], capsys)
+    assert code == 0
+    for name in ("mnist", "fashion-mnist", "idx:DIR", "npz:FILE", "folder:DIR"):
+        assert name in out
+
+
+def test_train_command_writes_a_checkpoint(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    argv = ["train", "--model", "simple2", "--data", "mnist", "--limit", "300", "--epochs", "1",
+            "--snapshots", "--out", str(out_dir)]  # fmt: skip
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "300 train / 500 validation" in out and "validation accuracy" in out
+    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "snapshots"}
