@@ -86,9 +86,12 @@ LOAD_OPTION_DECORATORS = [
                  help="Allow whole pickled modules (unpickling can run code from the file)."),
     click.option("--trust-keras-code", "trust_keras_code", is_flag=True,
                  help="Allow Keras Lambda layers (their code runs when the model loads)."),
+    click.option("--trust-torchscript", "trust_torchscript", is_flag=True,
+                 help="Let a TorchScript file use torch operators beyond convlens's list of "
+                      "tensor operations (it can still never call Python functions)."),
 ]  # fmt: skip
 LOAD_OPTIONS = ("input_shape", "value_range", "mean", "std", "classes", "arch", "arch_args",
-                "trust_pickle", "trust_keras_code")  # fmt: skip
+                "trust_pickle", "trust_keras_code", "trust_torchscript")  # fmt: skip
 
 
 def input_options(func: Any) -> Any:

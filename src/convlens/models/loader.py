@@ -52,7 +52,8 @@ def load(path: str | Path, *, epoch: int | None = None, **options: Any) -> Lens:
     ``options`` (see :mod:`convlens.models.options`): ``input_shape`` "3x32x32",
     ``value_range`` "0,255", ``mean``, ``std``, ``classes`` (names or a count), ``arch``
     "module.path:ClassName" or a zoo name, ``arch_args`` (dict or JSON), ``trust_pickle``,
-    ``trust_keras_code``. Every failure is one line (a :class:`CheckpointError`).
+    ``trust_keras_code``, ``trust_torchscript``. Every failure is one line (a
+    :class:`CheckpointError`).
     """
     path = Path(path)
     parsed = parse_options(options)
@@ -70,11 +71,13 @@ def load(path: str | Path, *, epoch: int | None = None, **options: Any) -> Lens:
     if kind in ("keras", "h5"):
         from .keras_bridge import load_keras_lens
 
-        _refuse(parsed, ("arch", "arch_args", "trust_pickle"), kind)
+        _refuse(parsed, ("arch", "arch_args", "trust_pickle", "trust_torchscript"), kind)
         return load_keras_lens(path, kind, parsed)
     from .torchscript import load_torch_lens
 
     _refuse(parsed, ("trust_keras_code",), kind)
+    if kind != "torchscript":
+        _refuse(parsed, ("trust_torchscript",), kind)
     return load_torch_lens(path, kind, parsed)
 
 

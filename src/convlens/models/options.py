@@ -15,7 +15,8 @@ from ..errors import CheckpointError
 from ..lens import InputSpec
 
 SPEC_KEYS = ("input_shape", "value_range", "mean", "std", "classes")
-KNOWN = (*SPEC_KEYS, "arch", "arch_args", "trust_pickle", "trust_keras_code")
+TRUST_FLAGS = ("trust_pickle", "trust_keras_code", "trust_torchscript")
+KNOWN = (*SPEC_KEYS, "arch", "arch_args", *TRUST_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,13 @@ class LoadOptions:
     arch_args: dict[str, Any] = field(default_factory=dict)
     trust_pickle: bool = False
     trust_keras_code: bool = False
+    trust_torchscript: bool = False
 
     def given(self) -> list[str]:
         """Names of the options that were set (for "does not apply" errors)."""
-        flags = [k for k in KNOWN if k not in ("arch_args", "trust_pickle", "trust_keras_code")]
+        flags = [k for k in KNOWN if k not in ("arch_args", *TRUST_FLAGS)]
         names = [k for k in flags if getattr(self, k) is not None]
-        names += [k for k in ("trust_pickle", "trust_keras_code") if getattr(self, k)]
+        names += [k for k in TRUST_FLAGS if getattr(self, k)]
         return names + (["arch_args"] if self.arch_args else [])
 
 
@@ -56,6 +58,7 @@ def parse_options(options: dict[str, Any]) -> LoadOptions:
         arch_args=_arch_args(opts.get("arch_args", {})),
         trust_pickle=bool(opts.get("trust_pickle", False)),
         trust_keras_code=bool(opts.get("trust_keras_code", False)),
+        trust_torchscript=bool(opts.get("trust_torchscript", False)),
     )
 
 

@@ -18,7 +18,7 @@ import pickle
 import sys
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +30,15 @@ from ..errors import CheckpointError, ConvlensError
 from ..lens import Lens
 from .keras_bridge import build_lens
 from .options import LoadOptions, make_spec
+from .script_ops import (
+    ScriptRefused,
+    aten_allowed,
+    check_script,
+    compiled_function,
+    function_name,
+    functional,
+    refuse_function,
+)
 from .zoo import build_model, model_names
 
 # --- entry point --------------------------------------------------------------------------
@@ -40,7 +49,11 @@ def load_torch_lens(path: Path, kind: str, options: LoadOptions) -> Lens:
     if kind == "torchscript":
         if options.arch or options.trust_pickle:
             raise CheckpointError(f"{path} is TorchScript (it holds its own code): drop --arch")
-        model: nn.Module = mirror_script(_jit_load(path))
+        script, unit = _jit_load(path)
+        check_script(script, unit, path, trusted=options.trust_torchscript)
+        model: nn.Module = mirror_script(
+            script, unit=unit, trusted=options.trust_torchscript, path=str(path)
+        )
         source = {"kind": "torchscript", "file": str(path)}
     else:
         obj = _read_safetensors(path) if kind == "safetensors" else _torch_load(path, options)
@@ -91,9 +104,18 @@ def _output_size(model: nn.Module, spec: Any, path: Path) -> int:
 # --- reading files ------------------------------------------------------------------------
 
 
-def _jit_load(path: Path) -> torch.jit.ScriptModule:
+def _jit_load(path: Path) -> tuple[torch.jit.ScriptModule, Any]:
+    """The scripted module and its compilation unit (where the file's own functions live).
+
+    This is what ``torch.jit.load`` does, keeping the compilation unit it would drop, so that
+    functions the file calls are run from its compiled code, never imported by name.
+    """
+    from torch.jit._recursive import wrap_cpp_module
+
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        unit = torch._C.CompilationUnit()
+        module = torch._C.import_ir_module(unit, str(path), torch.device("cpu"), {}, False)
+        return wrap_cpp_module(module), unit
     except (RuntimeError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(
             f"{path} is a truncated or corrupt TorchScript file ({_first(exc)})"
@@ -275,10 +297,32 @@ _EAGER: dict[str, Callable[[Any], nn.Module]] = {
 }  # fmt: skip
 
 
-def mirror_script(script: torch.jit.ScriptModule) -> nn.Module:
-    """An eager module equivalent to ``script`` whose submodules accept Python hooks."""
+@dataclass(frozen=True)
+class ScriptContext:
+    """What the interpreter needs besides a graph: the file's compiled functions and trust."""
+
+    unit: Any = None
+    trusted: bool = False
+    path: str = "the TorchScript model"
+
+
+def mirror_script(
+    script: torch.jit.ScriptModule,
+    *,
+    unit: Any = None,
+    trusted: bool = False,
+    path: str = "the TorchScript model",
+) -> nn.Module:
+    """An eager module equivalent to ``script`` whose submodules accept Python hooks.
+
+    ``unit`` is the compilation unit the script was loaded into (for functions it calls).
+    """
+    return _mirror(script, ScriptContext(unit=unit, trusted=trusted, path=path))
+
+
+def _mirror(script: torch.jit.ScriptModule, context: ScriptContext) -> nn.Module:
     eager = _eager_leaf(script)
-    return eager if eager is not None else ScriptMirror(script)
+    return eager if eager is not None else ScriptMirror(script, context)
 
 
 def _eager_leaf(script: Any) -> nn.Module | None:
@@ -356,12 +400,15 @@ def _constant(value: Any) -> Any:
 class ScriptMirror(nn.Module):
     """Runs a TorchScript module's graphs in Python, calling children through their mirrors."""
 
-    def __init__(self, script: torch.jit.ScriptModule) -> None:
+    def __init__(
+        self, script: torch.jit.ScriptModule, context: ScriptContext | None = None
+    ) -> None:
         super().__init__()
         object.__setattr__(self, "script", script)
+        object.__setattr__(self, "context", context or ScriptContext())
         self.convlens_type = getattr(script, "original_name", "ScriptModule")
         for name, child in script.named_children():
-            self.add_module(name, mirror_script(child))
+            self.add_module(name, _mirror(child, self.context))
         for name, param in script.named_parameters(recurse=False):
             self.register_parameter(name, nn.Parameter(param, requires_grad=param.requires_grad))
         for name, buffer in script.named_buffers(recurse=False):
@@ -372,29 +419,37 @@ class ScriptMirror(nn.Module):
         return self.call_method("forward", args)
 
     def call_method(self, name: str, args: tuple[Any, ...]) -> Any:
-        graph = getattr(self.script, name).graph
-        return run_graph(graph, (self, *args))
+        graph = self.script._c._get_method(name).graph
+        return run_graph(graph, (self, *args), self.context)
 
     def attribute(self, name: str) -> Any:
         if name in self._modules or name in self._parameters or name in self._buffers:
             return getattr(self, name)
         if name == "training":
             return self.training
-        return getattr(self.script, name)
+        return getattr(self.script, _attribute_name(name))
 
 
-def run_graph(graph: Any, inputs: tuple[Any, ...]) -> Any:
+def _attribute_name(name: str) -> str:
+    """Only plain attribute names: a graph never reaches Python internals through GetAttr."""
+    if name.startswith("__") or not name.isidentifier():
+        raise ScriptRefused(f"the TorchScript model reads attribute {name!r}; refused")
+    return name
+
+
+def run_graph(graph: Any, inputs: tuple[Any, ...], context: ScriptContext | None = None) -> Any:
     """Interpret a TorchScript graph on Python values; returns its output (a tuple if several)."""
+    context = context or ScriptContext()
     env: dict[int, Any] = {}
     for value, arg in zip(graph.inputs(), inputs, strict=True):
         env[value.unique()] = arg
-    outputs = _run_block(graph, env)
+    outputs = _run_block(graph, env, context)
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-def _run_block(block: Any, env: dict[int, Any]) -> list[Any]:
+def _run_block(block: Any, env: dict[int, Any], context: ScriptContext) -> list[Any]:
     for node in block.nodes():
-        results = _run_node(node, env)
+        results = _run_node(node, env, context)
         outs = list(node.outputs())
         if len(outs) == 1:
             env[outs[0].unique()] = results
@@ -405,7 +460,7 @@ def _run_block(block: Any, env: dict[int, Any]) -> list[Any]:
     return [env[v.unique()] for v in end.inputs()]
 
 
-def _run_node(node: Any, env: dict[int, Any]) -> Any:
+def _run_node(node: Any, env: dict[int, Any], context: ScriptContext) -> Any:
     kind = node.kind()
     args = [env[v.unique()] for v in node.inputs()]
     if kind == "prim::Constant":
@@ -415,34 +470,64 @@ def _run_node(node: Any, env: dict[int, Any]) -> Any:
         return out.toIValue()
     if kind == "prim::GetAttr":
         owner, name = args[0], node.s("name")
-        return owner.attribute(name) if isinstance(owner, ScriptMirror) else getattr(owner, name)
+        if isinstance(owner, ScriptMirror):
+            return owner.attribute(name)
+        return getattr(_method_owner(owner, kind), _attribute_name(name))
     if kind == "prim::CallMethod":
         owner, name = args[0], node.s("name")
-        if name == "forward":
+        if name == "forward" and isinstance(owner, nn.Module):
             return owner(*args[1:])  # through __call__, so hooks fire
         if isinstance(owner, ScriptMirror):
             return owner.call_method(name, tuple(args[1:]))
-        return getattr(owner, name)(*args[1:])
+        return getattr(_method_owner(owner, kind), _attribute_name(name))(*args[1:])
     if kind == "prim::CallFunction":
-        return _python_function(args[0])(*args[1:])
+        return _call_function(function_name(node), args[1:], context)
     if kind == "prim::If":
         blocks = list(node.blocks())
-        return _block_result(blocks[0] if args[0] else blocks[1], env)
+        return _block_result(blocks[0] if args[0] else blocks[1], env, context)
     if kind == "prim::Loop":
-        return _run_loop(node, args, env)
+        return _run_loop(node, args, env, context)
     if kind in _PRIMS:
         return _PRIMS[kind](*args)
     if kind.startswith("aten::"):
-        return _aten(node, kind[len("aten::") :], args)
-    raise CheckpointError(f"the TorchScript model uses {kind!r}, which convlens cannot run yet")
+        return _aten(node, kind[len("aten::") :], args, context)
+    raise ScriptRefused(f"the TorchScript model uses {kind!r}, which convlens does not run")
 
 
-def _block_result(block: Any, env: dict[int, Any]) -> Any:
-    outputs = _run_block(block, env)
+def _method_owner(owner: Any, kind: str) -> Any:
+    """The objects whose attributes and methods a graph may use: torch.nn leaves (mirrored)."""
+    if isinstance(owner, nn.Module) and type(owner).__module__.startswith("torch.nn."):
+        return owner
+    raise ScriptRefused(
+        f"the TorchScript model applies {kind} to a {type(owner).__name__}; refused"
+    )
+
+
+def _call_function(qualified: str, args: list[Any], context: ScriptContext) -> Any:
+    """A called function: the host's allowlisted torch.nn.functional op, or the file's own code.
+
+    Nothing is imported: a function that is not an allowlisted operation runs from the graph
+    compiled into the file, under the same allowlist.
+    """
+    host = functional(qualified)
+    if host is not None:  # the Python-level op, which TorchFunctionModes (the RF probe) see
+        return host(*args)
+    refuse_function(qualified, context.path)
+    compiled = compiled_function(context.unit, qualified)
+    if compiled is None:
+        raise ScriptRefused(
+            f"the TorchScript model calls {qualified!r}, which is neither a tensor operation "
+            "nor compiled into the file; load the file with convlens.load"
+        )
+    return run_graph(compiled.graph, tuple(args), context)
+
+
+def _block_result(block: Any, env: dict[int, Any], context: ScriptContext) -> Any:
+    outputs = _run_block(block, env, context)
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def _run_loop(node: Any, args: list[Any], env: dict[int, Any]) -> Any:
+def _run_loop(node: Any, args: list[Any], env: dict[int, Any], context: ScriptContext) -> Any:
     trips, cond, carried = args[0], args[1], list(args[2:])
     (body,) = list(node.blocks())
     params = list(body.inputs())
@@ -450,22 +535,9 @@ def _run_loop(node: Any, args: list[Any], env: dict[int, Any]) -> Any:
     while cond and i < trips:
         for value, arg in zip(params, [i, *carried], strict=True):
             env[value.unique()] = arg
-        cond, *carried = _run_block(body, env)
+        cond, *carried = _run_block(body, env, context)
         i += 1
     return carried[0] if len(carried) == 1 else carried
-
-
-def _python_function(qualified: str) -> Callable[..., Any]:
-    """The Python function a TorchScript function was compiled from (torch.nn.functional.relu)."""
-    path = qualified.removeprefix("__torch__.")
-    module_name, _, attr = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        raise CheckpointError(
-            f"the TorchScript model calls {path!r}, which is not importable here; make its module "
-            "importable (PYTHONPATH) or save a state_dict and use --arch"
-        ) from None
 
 
 def _raise(*args: Any) -> None:
@@ -474,6 +546,16 @@ def _raise(*args: Any) -> None:
 
 def _unpack(value: Any) -> Any:
     return tuple(value)
+
+
+def _format(template: str, *args: Any) -> str:
+    """TorchScript's ``"{}".format(...)``: each ``{}`` in turn, nothing else interpreted."""
+    pieces = template.split("{}")
+    out = [pieces[0]]
+    for i, piece in enumerate(pieces[1:]):
+        out.append(str(args[i]) if i < len(args) else "{}")
+        out.append(piece)
+    return "".join(out)
 
 
 _PRIMS: dict[str, Callable[..., Any]] = {
@@ -504,7 +586,7 @@ _PRIMS: dict[str, Callable[..., Any]] = {
     "aten::len": len,
     "aten::__getitem__": operator.getitem,
     "aten::append": lambda lst, x: lst.append(x) or lst,
-    "aten::format": lambda fmt, *a: fmt.replace("{}", "%s") % a if a else fmt,
+    "aten::format": _format,
     "aten::warn": lambda *a: None,
     "aten::dim": lambda x: x.dim(),
     "aten::size": lambda x, *d: x.size(*d) if d else list(x.size()),
@@ -520,7 +602,12 @@ _NUMBER_OPS: dict[str, Callable[..., Any]] = {
 }  # fmt: skip
 
 
-def _aten(node: Any, name: str, args: list[Any]) -> Any:
+def _aten(node: Any, name: str, args: list[Any], context: ScriptContext) -> Any:
+    if not aten_allowed(name, trusted=context.trusted):  # checked at load; checked again here
+        raise ScriptRefused(
+            f"the TorchScript model uses 'aten::{name}', which is not on convlens's list of "
+            "tensor operations; pass --trust-torchscript to let torch's other operators run"
+        )
     if not any(isinstance(a, torch.Tensor) for a in args) and name in _NUMBER_OPS:
         return _NUMBER_OPS[name](*args)
     schema = torch._C.parse_schema(node.schema())
