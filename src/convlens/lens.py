@@ -44,6 +44,11 @@ def layer_kind(module: nn.Module) -> str:
     return getattr(module, "convlens_kind", "other")
 
 
+def kind_phrase(kind: str) -> str:
+    """A layer kind with its article, for messages: "a conv layer", "an activation layer"."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} layer"
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What the model expects: shape, pixel value range, normalization, class names."""

@@ -88,10 +88,12 @@ def _resolve_one(lens: Lens, item: str) -> list[Unit]:
         raise UnitError(did_you_mean(layer_name, lens.layer_names, "layer"))
     info = lens.layer(layer_name)
     if info.kind not in UNIT_LAYER_KINDS:
+        from .lens import kind_phrase  # lazily: this module stays importable without torch
+
         usable = [i.name for i in lens.layers if i.kind in UNIT_LAYER_KINDS]
         raise UnitError(
-            f"layer {layer_name!r} is a {info.kind} layer; units live on conv or dense layers: "
-            + ", ".join(usable)
+            f"layer {layer_name!r} is {kind_phrase(info.kind)}; units live on conv or dense "
+            "layers: " + ", ".join(usable)
         )
     channels = _channel_indices(selector, info.channels, layer_name)
     if position is None:

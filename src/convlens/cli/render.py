@@ -11,7 +11,7 @@ from .. import images
 from ..fileio import atomic_path, write_json
 from ..images.render import neurons_grid, units_grid
 from ..lens import Lens
-from ..viz.prototypes import prototypes
+from ..viz.prototypes import Prototypes, prototypes
 from ..viz.render import PRESETS, RenderResult, get_preset, render
 from .app import cli, echo_written, lens_argument
 
@@ -117,7 +117,8 @@ def render_command(
     written = write_render(lens, result, out)
     for line in summary_lines(result):
         click.echo(line)
-    click.echo(f"{len(result)} units rendered in {result.seconds:.1f} s")
+    count = len(result)
+    click.echo(f"{count} unit{'' if count == 1 else 's'} rendered in {result.seconds:.1f} s")
     echo_written(written)
 
 
@@ -192,7 +193,7 @@ def prototypes_command(
         _save_npy(out / "prototypes_deaveraged.npy", protos.deaveraged.numpy()),
         write_json(out / "prototypes.json", protos.to_json()),
     ]
-    for line in protos.table():
+    for line in prototype_table(protos):
         click.echo(line)
     verdict = "all" if protos.ok else f"{int(protos.correct.sum())} of {len(protos.correct)}"
     click.echo(
@@ -200,6 +201,30 @@ def prototypes_command(
         f"({protos.result.seconds:.1f} s)"
     )
     echo_written([Path(p) for p in written])
+
+
+def prototype_table(protos: Prototypes) -> list[str]:
+    """The verification table: one row per class, one column per copy (``--diversity``), so
+    its width grows with the copies, not with classes times copies."""
+    d = max(1, int(protos.diversity))
+    names = [protos.class_names[c] for c in protos.classes]
+    width = max(5, *(len(n) for n in names))
+    cells = [
+        f"{protos.class_names[int(p)]} (p {q:.2f}){'' if ok else ' ✗'}"
+        for p, q, ok in zip(protos.predicted.tolist(), protos.probability.tolist(),
+                            protos.correct.tolist(), strict=True)
+    ]  # fmt: skip
+    cell_w = max(12, *(len(c) for c in cells))
+    heads = ["verdict"] if d == 1 else [f"copy {i + 1}" for i in range(d)]
+    lines = [
+        "verdict: the class the model predicts for the prototype (p: its probability of the "
+        "class; ✗: not p >= 0.99 for it)",
+        f"{'class':<{width}}  " + "  ".join(f"{h:<{cell_w}}" for h in heads).rstrip(),
+    ]
+    for k, name in enumerate(names):
+        row = cells[k * d : (k + 1) * d]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{c:<{cell_w}}" for c in row).rstrip())
+    return lines
 
 
 def _copy_major(k: int, diversity: int) -> list[int]:
@@ -298,6 +323,8 @@ def _title(key: str, rows: list[int], result: RenderResult, summary: dict) -> st
         return f"objectives ({result.preset})"
     label = key.replace("_neurons", " neurons")
     stats = summary.get(label) or summary.get(key) or {}
+    if result.dataset is None:
+        return f"{label} ({result.preset}): unverified, no dataset to compare with"
     if stats.get("live"):
         return (
             f"{label} ({result.preset}): r = reached / best real image; r >= 1 for "
@@ -306,9 +333,15 @@ def _title(key: str, rows: list[int], result: RenderResult, summary: dict) -> st
     return f"{label} ({result.preset})"
 
 
+UNVERIFIED = "unverified: no dataset to compare with; pass --data DATASET (e.g. --data mnist)"
+
+
 def summary_lines(result: RenderResult) -> list[str]:
     lines = []
     for label, s in result.summary().items():
+        if label != "class" and result.dataset is None:
+            lines.append(f"{label}: {s['units']} units, {UNVERIFIED}")
+            continue
         if label == "class":
             lines.append(
                 f"{label}: {s['passed']} of {s['units']} classified as their class with "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UnknownNameError
-from ..lens import Lens
+from ..lens import Lens, kind_phrase
 
 
 def kernels(lens: Lens, layer: str) -> torch.Tensor:
@@ -18,7 +18,7 @@ def kernels(lens: Lens, layer: str) -> torch.Tensor:
     if info.kind != "conv":
         convs = [i.name for i in lens.conv_layers()]
         raise UnknownNameError(
-            f"layer {layer!r} is a {info.kind} layer, not convolutional; conv layers: "
+            f"layer {layer!r} is {kind_phrase(info.kind)}, not convolutional; conv layers: "
             + (", ".join(convs) or "none")
         )
     weight = getattr(lens.module(layer), "weight", None)

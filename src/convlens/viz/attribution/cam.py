@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...errors import UnknownNameError
-from ...lens import Lens
+from ...lens import Lens, kind_phrase
 from .core import Context, Method, register_method, upsample
 from .relu_rules import rule_gradient
 
@@ -35,7 +35,7 @@ def cam_layer(lens: Lens, layer: str | None) -> str:
         return convs[-1]
     if layer not in convs:
         kind = next((i.kind for i in lens.layers if i.name == layer), None)
-        what = f"a {kind} layer" if kind else "not a layer of this model"
+        what = kind_phrase(kind) if kind else "not a layer of this model"
         raise UnknownNameError(
             f"CAM needs a conv layer; {layer!r} is {what}. Conv layers: {', '.join(convs)}."
         )
