@@ -205,6 +205,42 @@ class Lens:
 
     # --- lookup --------------------------------------------------------------------------
     @property
+    def name(self) -> str:
+        """What to call the model: its zoo architecture, its Keras name (or file), else its class.
+
+        Never an internal class such as ``GraphModel``: pages and messages show this.
+        """
+        src = self.source or {}
+        if src.get("name"):
+            return str(src["name"])
+        arch = (src.get("config") or {}).get("architecture") or {}
+        if arch.get("name") == "graph":  # a converted Keras model: the name it was saved under
+            graph = (arch.get("args") or {}).get("graph") or {}
+            return str(graph.get("name") or (self.path.name if self.path else "graph"))
+        if arch.get("name"):
+            return str(arch["name"])
+        if src.get("kind") == "torchscript" and src.get("file"):
+            return Path(str(src["file"])).stem
+        return type(self.model).__name__
+
+    @property
+    def logits_source(self) -> str:
+        """The layer whose output *is* the logits: ``logits_layer``, or the layer feeding a
+        final softmax (a Keras ``Dense(10, activation="softmax")`` splits into ``dense_3_logits``
+        and the softmax ``dense_3``; a separate ``Activation("softmax")`` reads the layer before).
+        """
+        if not self.logits_from_input:
+            return self.logits_layer
+        wiring = getattr(self.model, "wiring", None)  # a GraphModel knows each node's inputs
+        if wiring:
+            inputs = dict(wiring).get(self.logits_layer) or ()
+            if len(inputs) == 1 and inputs[0] in self._modules:
+                return inputs[0]
+        names = self.layer_names
+        i = names.index(self.logits_layer) if self.logits_layer in names else 0
+        return names[i - 1] if i > 0 else self.logits_layer
+
+    @property
     def layer_names(self) -> list[str]:
         return [info.name for info in self.layers]
 

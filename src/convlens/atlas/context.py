@@ -109,7 +109,8 @@ class BuildContext:
         return [
             info.name
             for info in self.lens.layers
-            if info.kind in UNIT_LAYER_KINDS and info.name != self.lens.logits_layer
+            if info.kind in UNIT_LAYER_KINDS
+            and info.name not in (self.lens.logits_layer, self.lens.logits_source)
         ]
 
     def unit_indices(self, layer: str) -> list[int]:

@@ -14,6 +14,8 @@ of a sprite sheet (one PNG per layer and kind, cut out by pixel box)::
         "name": "kaggle4", "checkpoint": "/abs/runs/kaggle4" | null, "epoch": null,
         "input": {channels, height, width, value_range, mean, std, class_names},
         "class_names": [...], "parameters": 901250, "logits_layer": "dense_3",
+        "logits_source": "dense_3",          # the layer whose output is the logits (the input
+                                             # of logits_layer when that is a final softmax)
         "history": [{epoch, loss, train_acc, val_loss, val_acc, seconds}, ...],
         "data": {...},                       # how the checkpoint was trained
         "accuracy": {"value": 0.98, "images": 500, "source": "mnist", "split": "val"}

@@ -25,18 +25,24 @@ def spec_options(func: Any) -> Any:
 @click.argument("model", metavar="MODEL", type=click.Path(path_type=Path))
 @spec_options
 @click.option(
+    "--data",
+    default=None,
+    help="Dataset the model reads (e.g. mnist, folder:DIR): checked and recorded, so later "
+    "commands verify renders and mine examples without --data.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     required=True,
     help="Checkpoint folder to write (must not exist or be empty).",
 )
-def convert_command(model: Path, out: Path, **options: Any) -> None:
+def convert_command(model: Path, data: str | None, out: Path, **options: Any) -> None:
     """Convert a Keras model (.keras or Keras 2 .h5) into a convlens checkpoint folder.
 
     The folder holds the layer graph in config.json and the weights in model.safetensors, so
     it loads without Keras and gives the same activations. Input options (--classes, --range,
-    ...) are stored in its input spec.
+    ...) are stored in its input spec, and --data is recorded as the model's dataset.
     """  # fmt: skip
-    folder = convert_keras(model, out, **options)
+    folder = convert_keras(model, out, data=data, **options)
     click.echo(f"converted {model} to {folder}")
     echo_written([folder / "config.json", folder / "model.safetensors"])

@@ -140,7 +140,8 @@ def layers_command(lens: Lens) -> None:
     (input pixels between neighbouring units, the product of strides so far) and the offset
     (input coordinate of the centre of unit (0, 0)). All are measured on the model itself.
     """
-    click.echo(f"input: {lens.spec.describe()}; {lens.num_classes} classes")
+    click.echo(f"model {lens.name}; input: {lens.spec.describe()}; {lens.num_classes} classes; "
+               f"logits: {lens.logits_source}")  # fmt: skip
     click.echo(format_layer_table(lens))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -35,7 +36,18 @@ SUPPORTED = frozenset({
     "InputLayer", "Conv2D", "Dense", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "Dropout", "SpatialDropout2D", "Flatten", "BatchNormalization",
     "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Add", "Concatenate", "ZeroPadding2D",
-    "Rescaling",
+    "Rescaling", "DepthwiseConv2D", "SeparableConv2D", "Normalization",
+})  # fmt: skip
+# Layers that leave an image unchanged at inference (augmentation, noise, regularizers): they
+# pass through, so a model saved with its augmentation pipeline converts as it predicts.
+# RandomCrop is not among them: its output size differs from its input's.
+PASS_THROUGH = frozenset({
+    "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
+    "RandomElasticTransform", "RandomErasing", "RandomFlip", "RandomGaussianBlur",
+    "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization",
+    "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear", "RandomTranslation",
+    "RandomZoom", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "Identity",
 })  # fmt: skip
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 TRUST_FLAG = "--trust-keras-code"
@@ -145,7 +157,7 @@ def check_config(config: dict[str, Any], path: Path, *, trust_code: bool) -> Non
                 f"{path} nests a model ({kind} {name!r}) inside the model; nested models are "
                 "not supported yet: rebuild it as one flat model"
             )
-        elif kind not in SUPPORTED and kind not in unsupported:
+        elif kind not in SUPPORTED | PASS_THROUGH and kind not in unsupported:
             unsupported.append(kind)
     if unsupported:
         raise CheckpointError(
@@ -203,6 +215,7 @@ class _Converter:
         self.live: dict[str, nn.Module] = {}
         self.rank: dict[str, int] = {}
         self.rename: dict[str, str] = {}  # Keras name -> our node name holding its output
+        self.passed: list[str] = []  # layers that are the identity at inference
         self.input_name = "input"
 
     def fail(self, layer: Any, why: str) -> CheckpointError:
@@ -256,9 +269,11 @@ class _Converter:
             "format": GRAPH_FORMAT,
             "version": GRAPH_VERSION,
             "source": "keras",
+            "name": model_name(self.model, self.path),
             "input": self.input_name,
             "output": self.output_name(),
             "nodes": self.nodes,
+            "passed_through": self.passed,
         }
 
     def add(self, name: str, op: str, inputs: list[str], rank: int, **args: Any) -> str:
@@ -276,11 +291,20 @@ class _Converter:
         in_rank = self.rank[inputs[0]]
         if cfg.get("data_format", "channels_last") != "channels_last":
             raise self.fail(layer, "uses channels_first; only channels_last models are supported")
-        if kind in ("Lambda",):
+        if kind in PASS_THROUGH:
+            self.rename[layer.name] = inputs[0]  # later layers read its input directly
+            self.passed.append(layer.name)
+        elif kind in ("Lambda",):
             name = self.add(layer.name, "keras_layer", inputs, _out_rank(layer, in_rank))
             self.live[name] = KerasLayer(layer)
         elif kind == "Conv2D":
             self.conv(layer, cfg, inputs, in_rank)
+        elif kind == "DepthwiseConv2D":
+            self.depthwise(layer, cfg, inputs, in_rank)
+        elif kind == "SeparableConv2D":
+            self.separable(layer, cfg, inputs, in_rank)
+        elif kind == "Normalization":
+            self.normalization(layer, cfg, inputs, in_rank)
         elif kind == "Dense":
             self.dense(layer, cfg, inputs, in_rank)
         elif kind in ("MaxPooling2D", "AveragePooling2D"):
@@ -340,6 +364,73 @@ class _Converter:
             self.weights[node]["bias"] = _numpy(layer.bias)
         if activation == "softmax":
             self.add(layer.name, "activation", [node], 4, activation="softmax")
+
+    def depthwise(self, layer: Any, cfg: dict[str, Any], inputs: list[str], in_rank: int) -> None:
+        """DepthwiseConv2D: a grouped conv with one group per input channel."""
+        padding = self._conv_padding(layer, cfg, in_rank)
+        kernel = _numpy(layer.kernel)  # (kh, kw, in, depth_multiplier)
+        use_bias = bool(cfg.get("use_bias", True))
+        node = self._grouped(layer.name, layer, cfg, inputs, kernel, padding, use_bias,
+                             _activation_name(layer, cfg))  # fmt: skip
+        if use_bias:
+            self.weights[node]["bias"] = _numpy(layer.bias)
+
+    def separable(self, layer: Any, cfg: dict[str, Any], inputs: list[str], in_rank: int) -> None:
+        """SeparableConv2D as two nodes: ``NAME_depthwise`` (per channel), then ``NAME`` (1x1
+        across channels, with the bias and activation), so ``NAME`` means what it means in Keras."""
+        padding = self._conv_padding(layer, cfg, in_rank)
+        depth = _numpy(layer.depthwise_kernel)  # (kh, kw, in, depth_multiplier)
+        point = _numpy(layer.pointwise_kernel)  # (1, 1, in * depth_multiplier, filters)
+        first = self._grouped(f"{layer.name}_depthwise", layer, cfg, inputs, depth, padding,
+                              False, "linear")  # fmt: skip
+        use_bias = bool(cfg.get("use_bias", True))
+        node = self.add(
+            layer.name, "conv2d", [first], 4, in_channels=point.shape[2],
+            out_channels=point.shape[3], kernel=[1, 1], stride=[1, 1], dilation=[1, 1],
+            padding="valid", groups=1, bias=use_bias, activation=_activation_name(layer, cfg),
+        )  # fmt: skip
+        self.weights[node] = {"weight": point.transpose(3, 2, 0, 1)}
+        if use_bias:
+            self.weights[node]["bias"] = _numpy(layer.bias)
+
+    def _conv_padding(self, layer: Any, cfg: dict[str, Any], in_rank: int) -> str:
+        if in_rank != 4:
+            raise self.fail(layer, "gets a non-image input")
+        padding = cfg.get("padding", "valid")
+        if padding not in ("same", "valid"):
+            raise self.fail(layer, f"uses padding {padding!r}; only 'same' and 'valid' work")
+        return str(padding)
+
+    def _grouped(self, name: str, layer: Any, cfg: dict[str, Any], inputs: list[str],
+                 kernel: np.ndarray, padding: str, bias: bool, activation: str) -> str:  # fmt: skip
+        """A depthwise kernel (kh, kw, in, m) as a conv with ``in`` groups; Keras orders the
+        outputs channel-major (channel c's m filters are outputs c*m .. c*m + m - 1), as torch."""
+        kh, kw, channels, multiplier = kernel.shape
+        node = self.add(
+            name, "conv2d", inputs, 4, in_channels=channels, out_channels=channels * multiplier,
+            kernel=[kh, kw], stride=list(cfg.get("strides", (1, 1))),
+            dilation=list(cfg.get("dilation_rate", (1, 1))), padding=padding, groups=channels,
+            bias=bias, activation=activation,
+        )  # fmt: skip
+        weight = kernel.reshape(kh, kw, channels * multiplier).transpose(2, 0, 1)[:, None]
+        self.weights[node] = {"weight": weight}
+        return node
+
+    def normalization(
+        self, layer: Any, cfg: dict[str, Any], inputs: list[str], in_rank: int
+    ) -> None:
+        """Keras ``Normalization`` (x - mean) / sqrt(var) per channel, as a rescale node."""
+        axis = cfg.get("axis", -1)
+        axis = axis[0] if isinstance(axis, list | tuple) and len(axis) == 1 else axis
+        if axis not in (-1, in_rank - 1) or cfg.get("invert"):
+            raise self.fail(layer, "normalizes another axis than the channels, or inverts; "
+                            "only Normalization(axis=-1) is supported")  # fmt: skip
+        mean = _numpy(layer.mean).reshape(-1)
+        std = np.maximum(np.sqrt(_numpy(layer.variance).reshape(-1)), 1e-7)
+        scale, offset = (1.0 / std).tolist(), (-mean / std).tolist()
+        self.add(layer.name, "rescale", inputs, in_rank,
+                 scale=scale[0] if len(scale) == 1 else scale,
+                 offset=offset[0] if len(offset) == 1 else offset)  # fmt: skip
 
     def dense(self, layer: Any, cfg: dict[str, Any], inputs: list[str], in_rank: int) -> None:
         if in_rank != 2:
@@ -477,6 +568,16 @@ def _numpy(variable: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
+_AUTO_NAME = re.compile(r"(sequential|functional|model)(_\d+)?")
+
+
+def model_name(model: Any, path: Path) -> str:
+    """What to call a Keras model: its own name, or the file's when Keras named it itself
+    (``sequential_3``, ``functional``), so pages and messages never say "GraphModel"."""
+    name = str(getattr(model, "name", "") or "")
+    return Path(path).stem if not name or _AUTO_NAME.fullmatch(name) else name
+
+
 def keras_to_torch(model: Any, path: Path) -> tuple[GraphModel, dict[str, Any]]:
     """Convert a live Keras model: the equivalent torch module (eval mode) and its graph."""
     converter = _Converter(model, path)
@@ -531,7 +632,8 @@ def load_keras_lens(path: Path, kind: str, options: LoadOptions) -> Lens:
     """A Lens on the Keras model in ``path`` (``kind``: "keras" or "h5")."""
     path = Path(path)
     torch_model, graph, spec = convert_keras_file(path, kind, options)
-    source = {"kind": "keras", "file": str(path), "graph": graph, "live": sorted(torch_model.live)}
+    source = {"kind": "keras", "file": str(path), "graph": graph, "live": sorted(torch_model.live),
+              "name": graph["name"]}  # fmt: skip
     return build_lens(torch_model, spec, source=source, what=str(path))
 
 
