@@ -7,7 +7,9 @@
 Methods (``method_names()``): gradient, gradient_x_input, smoothgrad, integrated_gradients,
 guided_backprop, deconvnet, occlusion, rise, gradcam, gradcampp, layercam, guided_gradcam. A new
 method is a :class:`Method` subclass registered with :func:`register_method`. Every map keeps its
-sign and its units (no clipping, no per-image min-max); check one with
+units (no per-image min-max) and its sign, except the CAM maps (gradcam, gradcampp, layercam),
+which are their positive part by default as in the papers (``relu=False`` keeps the sign); check
+one with
 :func:`convlens.viz.faithfulness.faithfulness` and :func:`convlens.viz.sanity.sanity_check`.
 """
 

@@ -1,9 +1,10 @@
 """Class activation maps: Grad-CAM, Grad-CAM++ and guided Grad-CAM, for any conv layer.
 
 The map lives at the conv layer's resolution (``Heatmap.native``: a 7x7 layer gives a 7x7 map);
-``values`` is that map upsampled bilinearly to the input, for overlays and pixel rankings. Unlike
-the usual implementations the sign is kept (no ReLU unless ``relu=True``, no min-max): negative
-regions are evidence against the class.
+``values`` is that map upsampled bilinearly to the input, for overlays and pixel rankings. By
+default the map is its positive part (the ReLU of the papers, and what keras.io, tf-keras-vis and
+pytorch-grad-cam show): evidence *for* the class. ``relu=False`` keeps the sign, so negative
+regions read as evidence against it. Never min-max scaled.
 
 Grad-CAM's channel weight is the *spatial mean* of the gradient, which is exact for a global
 average pooling head. Behind Flatten + Dense (kaggle4) one channel's gradient changes sign from
@@ -71,7 +72,7 @@ class _Cam(Method):
     """Shared CAM mechanics; subclasses say how to weight the layer's channels."""
 
     cam = True
-    defaults: ClassVar[dict[str, Any]] = {"layer": None, "relu": False}
+    defaults: ClassVar[dict[str, Any]] = {"layer": None, "relu": True}
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """(N, K) channel weights, or (N, K, h, w) per-position weights."""
@@ -99,7 +100,7 @@ class GradCam(_Cam):
     """Grad-CAM (Selvaraju et al. 2017): channels weighted by their spatially averaged gradient."""
 
     name = "gradcam"
-    summary = "layer channels weighted by mean gradient (Selvaraju et al. 2017), sign kept"
+    summary = "layer channels weighted by mean gradient (Selvaraju et al. 2017); relu=False: signed"
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         return grads.mean(dim=(2, 3))
@@ -114,7 +115,7 @@ class GradCamPlusPlus(_Cam):
     """
 
     name = "gradcampp"
-    summary = "Grad-CAM with per-position weights (Chattopadhay et al. 2018), sign kept"
+    summary = "Grad-CAM with per-position weights (Chattopadhay et al. 2018); relu=False: signed"
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         g2 = grads.pow(2)
@@ -140,19 +141,21 @@ class LayerCam(_Cam):
 
 @register_method
 class GuidedGradCam(Method):
-    """Guided Grad-CAM: guided backprop gated by the positive part of the upsampled Grad-CAM.
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the upsampled Grad-CAM.
 
-    As in the paper, only regions with evidence *for* the class pass (a product of two signed maps
-    would turn double negatives into false positives); the guided backprop sign is kept.
+    As in the paper (and Captum), the coarse map is clipped to its positive part *first* and then
+    upsampled: clipping after bilinear upsampling would let every negative cell eat into its
+    positive neighbours and erase most of the evidence for the class. The guided backprop sign is
+    kept.
     """
 
     name = "guided_gradcam"
-    summary = "guided backprop x positive part of Grad-CAM"
+    summary = "guided backprop x Grad-CAM (clipped at its resolution, then upsampled)"
     defaults: ClassVar[dict[str, Any]] = {"layer": None}
 
     def compute(self, ctx: Context, *, layer: str | None, **_: Any) -> Result:
-        native = GradCam().native_map(ctx, layer)
+        native = GradCam().native_map(ctx, layer).clamp(min=0)
         h, w = ctx.x.shape[2], ctx.x.shape[3]
-        gate = upsample(native, h, w).clamp(min=0)
+        gate = upsample(native, h, w)
         guided = rule_gradient(ctx, "guided").sum(dim=1)
         return guided * gate, None, {}
