@@ -4,6 +4,7 @@ computed here with plain autograd)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,3 +92,44 @@ def test_guided_gradcam_clips_the_coarse_map_first_like_the_paper() -> None:
     late = F.interpolate(a.native[:, None], size=(12, 12), mode="bilinear")[:, 0].clamp(min=0)
     early = F.interpolate(a.native.clamp(min=0)[:, None], size=(12, 12), mode="bilinear")[:, 0]
     assert (early > 0).sum() > (late > 0).sum()
+
+
+def _texts(fig) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(
+        t.get_text() for t in fig.texts
+    )
+
+
+def test_pictures_say_which_map_and_carry_the_faithfulness_warning() -> None:
+    from convlens.images.heatmaps import (
+        WARN,
+        PanelEntry,
+        heatmap_figure,
+        heatmap_panel,
+        map_label,
+    )
+
+    lens, x = lens_and_input()
+    cam = attribute(lens, x[:1], target=1, method="gradcam", layer="c2")
+    signed = attribute(lens, x[:1], target=1, method="gradient")
+    assert (
+        map_label(cam.options) == "positive part (ReLU)" and map_label(signed.options) == "signed"
+    )
+    warning = "not faithful: no better than random on insertion"
+    fig = heatmap_figure(x[0], cam.values[0], native=cam.native[0], title="gradcam",  # type: ignore[index]
+                         label=map_label(cam.options), warning=warning)  # fmt: skip
+    text = _texts(fig)
+    assert "map: positive part (ReLU)" in text and "⚠ " + warning in text
+    entries = [
+        PanelEntry("gradcam", cam.values[0], cam.native[0], ["0.80 (random 0.70)"],  # type: ignore[index]
+                   map_label="positive part (ReLU)", warning=warning),
+        PanelEntry("gradient", signed.values[0], None, ["0.10 (random 0.70)"]),
+    ]  # fmt: skip
+    panel = heatmap_panel(x[0], entries, title="t", caption_labels=["deletion AUC\nlower"])
+    text = _texts(panel)
+    assert "positive part (ReLU)" in text and "signed" in text and "deletion AUC" in text
+    assert "⚠" in text and text.count("⚠") == 1  # only the failing method is flagged
+    assert sum(ax.get_label() == "colorbar" for ax in panel.axes) == 3  # one per row of maps
+    red = np.array([int(WARN[i : i + 2], 16) for i in (1, 3, 5)])
+    pixels = np.asarray(panel.axes[0].images[0].get_array())
+    assert (np.abs(pixels.reshape(-1, 3).astype(int) - red).sum(1) == 0).sum() > 100  # the frame

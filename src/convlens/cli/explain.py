@@ -13,7 +13,7 @@ from .. import images
 from ..data import load_dataset
 from ..errors import DataError
 from ..fileio import write_json
-from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel
+from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel, map_label
 from ..lens import Lens
 from ..viz.attribution import get_method, method_names
 from ..viz.attribution.gradients import BASELINES
@@ -33,11 +33,25 @@ def _methods(text: str) -> list[str]:
     return names
 
 
-def _options(baseline: str, masks: int | None) -> dict[str, dict[str, Any]]:
+def _options(baseline: str, masks: int | None, signed: bool = False) -> dict[str, dict[str, Any]]:
     opts: dict[str, dict[str, Any]] = {"integrated_gradients": {"baseline": baseline}}
     if masks is not None:
         opts["rise"] = {"masks": masks}
+    if signed:  # CAM maps keep their negative part (evidence against the class)
+        opts.update({name: {"relu": False} for name in method_names()
+                     if "relu" in get_method(name).defaults})  # fmt: skip
     return opts
+
+
+PANEL_CAPTIONS = ("deletion AUC\nlower is better", "insertion AUC\nhigher is better")
+
+
+def faithfulness_warning(d: float, i: float, r_del: float, r_ins: float) -> str | None:
+    """Words for the picture when a map fails its own check (does not beat the random order)."""
+    fails = (["deletion"] if d >= r_del else []) + (["insertion"] if i <= r_ins else [])
+    if not fails:
+        return None
+    return "not faithful: no better than random on " + " and ".join(fails)
 
 
 def _target(text: str | None) -> int | str | None:
@@ -67,6 +81,12 @@ def _target(text: str | None) -> int | str | None:
 )
 @click.option("--masks", type=click.IntRange(1), default=None, help="RISE: number of masks.")
 @click.option(
+    "--signed",
+    is_flag=True,
+    help="CAM methods (gradcam, gradcampp, layercam): keep the negative part of the map "
+    "(evidence against the class) instead of its positive part, the papers' default.",
+)
+@click.option(
     "--shared-scale",
     is_flag=True,
     help="Draw every method on one scale: each map divided by its total |value|.",
@@ -90,6 +110,7 @@ def explain_command(
     layer: str | None,
     baseline: str,
     masks: int | None,
+    signed: bool,
     shared_scale: bool,
     steps: int,
     seed: int,
@@ -97,10 +118,11 @@ def explain_command(
 ) -> None:
     """Heatmaps of why the model decides as it does on one image, with their evidence.
 
-    Writes one PNG per method (input, signed overlay, signed map, and CAM maps at their native
-    resolution; red is evidence for the class, blue against), a side-by-side panel of all
-    methods, and explain.json with each method's deletion and insertion AUC beside the
-    random-order AUC it must beat (lower deletion, higher insertion is better).
+    Writes one PNG per method (input, overlay, map, and CAM maps at their native resolution;
+    red is evidence for the class, blue against; CAM maps show their positive part unless
+    --signed), a side-by-side panel of all methods, and explain.json with each method's
+    deletion and insertion AUC beside the random-order AUC it must beat (lower deletion, higher
+    insertion is better). A map that does not beat the random order is framed in red.
     """  # fmt: skip
     names = _methods(methods)
     x, label, what = pick_input(lens, index, image_path, data)
@@ -109,7 +131,7 @@ def explain_command(
     class_names = list(lens.class_names) or [str(i) for i in range(len(probs))]
     with tqdm(names, desc="explain", unit="method", leave=False) as bar:
         results = explain(lens, x, names, _target(target), layer=layer, seed=seed, steps=steps,
-                          options=_options(baseline, masks),
+                          options=_options(baseline, masks, signed),
                           progress=lambda n: (bar.set_postfix_str(n), bar.update(1)))  # fmt: skip
     tgt = int(next(iter(results.values())).heatmap.target[0])
     head = f"{what}: predicted {class_names[pred]} ({probs[pred]:.1%})"
@@ -141,13 +163,17 @@ def explain_command(
         f = ev.faithfulness
         d, i = float(f.deletion_auc[0]), float(f.insertion_auc[0])
         click.echo(f"{name:<22} {d:>12.3f} {i:>14.3f}   {_beats(d, i, r_del, r_ins)}")
-        caption = [f"del {d:.2f} (rnd {r_del:.2f})", f"ins {i:.2f} (rnd {r_ins:.2f})"]
-        entries.append(PanelEntry(name, maps[name], natives[name], caption))
+        caption = [f"{d:.2f} (random {r_del:.2f})", f"{i:.2f} (random {r_ins:.2f})"]
+        warning = faithfulness_warning(d, i, r_del, r_ins)
+        label = map_label(ev.heatmap.options)
+        entries.append(PanelEntry(name, maps[name], natives[name], caption, map_label=label,
+                                  warning=warning))  # fmt: skip
         opts = ev.heatmap.describe().partition(" · ")[2]
         fig = heatmap_figure(
-            x[0], maps[name], native=natives[name], scale=shared, title=name,
-            subtitle=[f"{subtitle_base}; red: evidence for the class, blue: against",
-                      f"options: {opts or 'none'}",
+            x[0], maps[name], native=natives[name], scale=shared, title=name, label=label,
+            warning=warning,
+            subtitle=[f"{subtitle_base}; red: evidence for the class, blue: against; "
+                      f"map: {label}", f"options: {opts or 'none'}",
                       f"deletion AUC {d:.3f} (random order {r_del:.3f}, lower is better); "
                       f"insertion AUC {i:.3f} (random {r_ins:.3f}, higher is better)"],
         )  # fmt: skip
@@ -160,19 +186,27 @@ def explain_command(
             "random_deletion_auc": r_del,
             "random_insertion_auc": r_ins,
             "beats_random": {"deletion": d < r_del, "insertion": i > r_ins},
+            "map": label,
+            "warning": warning,
             "max_abs": float(ev.heatmap.values.abs().max()),
             "native_shape": None if ev.heatmap.native is None
             else list(ev.heatmap.native.shape[1:]),
             "seconds": round(ev.seconds, 4),
             "file": file.name,
         }  # fmt: skip
-    scale_note = ("one shared scale: each map divided by its total |value|" if shared_scale
-                  else "each map on its own symmetric range (zero is always white)")  # fmt: skip
+    scale_note = (
+        "one shared scale: each map divided by its total |value|"
+        if shared_scale
+        else "each map relative to its own largest |value| (zero is always white)"
+    )
     panel = heatmap_panel(
         x[0], entries, title=f"Why {class_names[tgt]}? {len(entries)} attribution methods",
         subtitle=[subtitle_base + "; red: evidence for the class, blue: against; " + scale_note,
-                  "under each column: deletion / insertion AUC and the random-order AUC to beat"],
-        shared_scale=shared,
+                  "Under each column: deletion AUC (the class probability as the pixels the map "
+                  "ranks first are removed: lower is better) and insertion AUC (as they are "
+                  "restored: higher is better), each beside the random order's, which a "
+                  "faithful map beats. Red frame: it does not."],
+        shared_scale=shared, caption_labels=PANEL_CAPTIONS,
     )  # fmt: skip
     paths.append(images.save_figure(panel, out / "panel.png"))
     paths.append(write_json(out / "explain.json", {

@@ -97,7 +97,8 @@ def heatmap_overlay(
     """A signed heatmap over a grayscale copy of ``image``, zero fully transparent.
 
     Opacity grows with |heat| / scale (up to ``alpha``), so weak evidence fades into the image and
-    the sign reads from the diverging colour (red for, blue against). Pass the same ``scale`` to
+    the sign reads from the diverging colour (red for, blue against), saturated at any strength
+    so the overlay stays visible on colour photos too. Pass the same ``scale`` to
     every overlay of a comparison so they share one symmetric range (default: this map's max|heat|,
     per-image as in most libraries, which makes maps incomparable). A ``heat`` at another
     resolution (e.g. a CAM at feature-map size) is resized bilinearly to the image.
@@ -117,10 +118,15 @@ def heatmap_overlay(
         h = np.asarray(resized, dtype=np.float32)
     s = float(np.nanmax(np.abs(h))) if scale is None else float(scale)
     t = np.clip(np.nan_to_num(h / s), -1.0, 1.0) if s > 0 else np.zeros_like(h)
-    # Stop short of the map's darkest ends: opacity already carries magnitude, and near-black
-    # maroon/navy would read as shadow over the image rather than as colour.
-    rgb = get_cmap(cmap)(0.5 + 0.4 * t)[..., :3].astype(np.float32)
-    w = (alpha * np.abs(t))[..., None]
-    base = (0.1 + 0.8 * gray)[..., None]  # keep clear of pure black/white so colour shows
+    mag = np.abs(t)
+    # The hue says the sign and stays saturated however weak the evidence (a colour fading to
+    # the map's white centre reads as grey); opacity carries the magnitude, with a gamma so
+    # middling evidence is seen. The map's darkest ends are avoided: near-black maroon/navy
+    # would read as shadow rather than as colour.
+    rgb = get_cmap(cmap)(0.5 + np.sign(t) * (0.22 + 0.2 * mag))[..., :3].astype(np.float32)
+    w = (alpha * mag**0.7)[..., None]
+    # Colour photos are dimmed more than digits on black, so the overlay stands out of them.
+    colour_input = as_float(image).squeeze().ndim == 3
+    base = ((0.08 + 0.55 * gray) if colour_input else (0.1 + 0.8 * gray))[..., None]
     out = base * (1.0 - w) + rgb * w
     return Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
