@@ -11,7 +11,7 @@ from ..data import dataset_for
 from ..errors import DataError
 from ..fileio import write_json
 from ..images import save_png
-from ..images.examples import layer_examples_picture, unit_examples_picture
+from ..images.examples import is_dead, layer_examples_picture, unit_examples_picture
 from ..lens import Lens
 from ..units import Unit, resolve_units
 from ..viz.examples import SPLITS, examples
@@ -94,7 +94,7 @@ def examples_command(
         exs = result.for_layer(layer)
         grid = layer_examples_picture(exs, layer=layer, num_images=result.num_images,
                                       split=result.split, value_range=vr, show=grid_show,
-                                      bottom=bottom)  # fmt: skip
+                                      bottom=bottom, class_names=names)  # fmt: skip
         paths.append(save_png(grid, out / f"grid_{_safe(layer)}.png"))
         for ex in exs:
             picture = unit_examples_picture(
@@ -102,6 +102,11 @@ def examples_command(
                 value_range=vr, bottom=bottom,
             )  # fmt: skip
             unit_paths.append(save_png(picture, out / _safe(layer) / f"{unit_file(ex.unit)}.png"))
+    dead = [str(ex.unit) for ex in result if is_dead(ex, bottom)]
+    if dead:
+        shown = ", ".join(dead[:8]) + (f" and {len(dead) - 8} more" if len(dead) > 8 else "")
+        click.echo(f"{len(dead)} dead unit{'s' if len(dead) > 1 else ''} (never active on these "
+                   f"images, so no examples): {shown}")  # fmt: skip
     echo_written(paths)
     folders = sorted({str(p.parent) for p in unit_paths})
     click.echo(f"wrote {len(unit_paths)} unit pictures in {', '.join(folders)}")

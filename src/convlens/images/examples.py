@@ -21,6 +21,7 @@ from convlens.images.grids import _ellipsize, _wrap, font
 from convlens.images.normalize import as_float
 
 HATCH = np.array([110, 140, 190], dtype=np.uint8)  # stripes over padding outside the image
+DEAD, DEAD_BG = "#b42318", "#fdf1f0"  # a dead unit's label and note (as the atlas's badge)
 PAD, GAP = 14, 8
 
 
@@ -167,9 +168,11 @@ def draw_layer_examples(
     subtitle: str = "",
     tile_px: int = 48,
     value_range: tuple[float, float] = (0.0, 1.0),
+    notes: Sequence[str | None] = (),
 ) -> Image.Image:
     """A whole layer: one row per unit (``labels``), its k tiles (U, k, C, h, w) left to right
-    (best first), each captioned with its value."""
+    (best first), each captioned with its value. A unit with a ``notes`` entry (a dead unit)
+    shows that text instead of its tiles: images that never excited it are no examples."""
     t = as_float(tiles)
     v = as_float(values)
     m = None if masks is None else np.asarray(masks, dtype=bool)
@@ -201,7 +204,14 @@ def draw_layer_examples(
                   fill=MUTED, font=cap_f, anchor="ma")  # fmt: skip
     for u in range(units):
         y0 = top + u * (row_h + 4)
-        draw.text((PAD, y0 + cell / 2), labels[u], fill=INK, font=label_f, anchor="lm")
+        note = notes[u] if u < len(notes) else None
+        draw.text((PAD, y0 + cell / 2), labels[u], fill=DEAD if note else INK, font=label_f,
+                  anchor="lm")  # fmt: skip
+        if note:
+            draw.rectangle((x_tiles - 1, y0 - 1, width - PAD, y0 + cell), fill=DEAD_BG)
+            text = _ellipsize(note, width - PAD - x_tiles - 16, font(11))
+            draw.text((x_tiles + 8, y0 + cell / 2), text, fill=DEAD, font=font(11), anchor="lm")
+            continue
         for j in range(k):
             x0 = x_tiles + j * (cell + 4)
             rgb = tile_rgb(t[u, j], None if m is None else m[u, j], tile_px, value_range)
@@ -235,6 +245,11 @@ def unit_examples_picture(
     """
     n = len(ex.values)
     which = "bottom" if bottom else "top"
+    if is_dead(ex, bottom):
+        return draw_unit_examples(
+            [], title=f"{ex.unit}: dead unit", subtitle=dead_note(ex, num_images, split)
+            + ". No image excites it, so it has no top examples.",
+        )  # fmt: skip
     labels = ex.labels.tolist() if ex.labels is not None else [None] * n
     captions = []
     for v, i, lab in zip(ex.values.tolist(), ex.indices.tolist(), labels, strict=True):
@@ -261,6 +276,19 @@ def unit_examples_picture(
                               value_range=value_range)  # fmt: skip
 
 
+def is_dead(ex: Any, bottom: bool = False) -> bool:
+    """A unit that never responds on the mined images: its *top* value is <= 0 (after a ReLU,
+    exactly 0 on every image). Class scores and bottom rankings are never called dead."""
+    if bottom or ex.unit.kind == "class" or len(ex.values) == 0:
+        return False
+    return float(np.nanmax(as_float(ex.values))) <= 0.0
+
+
+def dead_note(ex: Any, num_images: int, split: str = "val") -> str:
+    peak = float(np.nanmax(as_float(ex.values))) if len(ex.values) else 0.0
+    return f"dead: never active on the {_where(split, num_images)} (largest value {peak:.3g})"
+
+
 def _class(label: int, class_names: Sequence[str]) -> str:
     return class_names[label] if 0 <= label < len(class_names) else str(label)
 
@@ -274,8 +302,12 @@ def layer_examples_picture(
     value_range: tuple[float, float] = (0.0, 1.0),
     show: str = "crops",
     bottom: bool = False,
+    class_names: Sequence[str] = (),
 ) -> Image.Image:
-    """A whole layer: one row per unit, its k crops (or images) best first, values below."""
+    """A whole layer: one row per unit, its k crops (or images) best first, values below.
+
+    Rows are labelled by channel (the layer is in the title) or, for class units, by class
+    name; a dead unit's row says so instead of showing images that never excited it."""
     if show not in ("crops", "images"):
         raise ValueError(f"show must be 'crops' or 'images', got {show!r}")
     n = min(len(e.values) for e in exs)
@@ -283,7 +315,10 @@ def layer_examples_picture(
     tiles = np.stack([as_float(e.crops if crops else e.images)[:n] for e in exs])
     masks = np.stack([np.asarray(e.crop_mask)[:n] for e in exs]) if crops else None
     values = np.stack([as_float(e.values)[:n] for e in exs])
-    labels = [_short(e.unit) for e in exs]
+    notes = ["never active on these images: no examples" if is_dead(e, bottom) else None
+             for e in exs]  # fmt: skip
+    labels = [_short(e.unit, class_names) + (" dead" if note else "")
+              for e, note in zip(exs, notes, strict=True)]  # fmt: skip
     which = "bottom" if bottom else "top"
     what = (
         f"receptive-field crops ({tiles.shape[-2]}x{tiles.shape[-1]} px; hatched: outside the "
@@ -296,12 +331,18 @@ def layer_examples_picture(
         f"ranked by {exs[0].score}; the value is under each tile."
     )
     tile_px = 48 if crops else 56
+    dead = sum(note is not None for note in notes)
+    if dead:
+        subtitle += f" {dead} of {len(exs)} units are dead (never active): no examples."
     return draw_layer_examples(labels, tiles, values=values, masks=masks,
                                title=f"{layer}: dataset examples", subtitle=subtitle,
-                               tile_px=tile_px, value_range=value_range)  # fmt: skip
+                               tile_px=tile_px, value_range=value_range, notes=notes)  # fmt: skip
 
 
-def _short(unit: Any) -> str:
-    """Row label: the channel (and position) without the layer name, which is in the title."""
+def _short(unit: Any, class_names: Sequence[str] = ()) -> str:
+    """Row label: the channel (and position) without the layer name, which is in the title; a
+    class unit by its class name ("seven", or "3" for digits), never ``class:3``."""
+    if unit.kind == "class":
+        return _class(int(unit.channel), class_names)
     text = str(unit)
-    return text.split(":", 1)[1] if ":" in text and unit.kind != "class" else text
+    return text.split(":", 1)[1] if ":" in text else text
