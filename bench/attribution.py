@@ -114,20 +114,22 @@ def speed(args: argparse.Namespace) -> None:
         fb_passes, f_passes = passes(name, opts)
         ideal = n * (fb_passes * t_fb + f_passes * t_f)
         print(f"{name:<22} {n:>6} {n / t_m:>9,.1f} {n / ideal:>12,.1f} {ideal / t_m:>10.0%}")
-    mining(lens, x)
+    mining(lens)
 
 
-def mining(lens: cl.Lens, x: torch.Tensor) -> None:
+def mining(lens: cl.Lens) -> None:
+    """The examples-mining figure, measured and printed exactly as bench/examples_mining.py."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        from examples_mining import measure_mining  # type: ignore[import-not-found]
+        from examples_mining import mining_figure, speed_line  # type: ignore[import-not-found]
     except ImportError as exc:
         print(f"examples mining: skipped (bench/examples_mining.py not importable: {exc})")
         return
-    r = measure_mining(lens, x, 256)
+    r = mining_figure(lens)
     print(
-        f"examples mining ({r.get('units', '?')} units, top-k): {r['mining_ips']:,.0f} img/s vs "
-        f"plain forward {r['forward_ips']:,.0f} img/s = {r['ratio']:.0%} (target >= 70%)"
+        f"examples mining ({r['units']} conv channels, top-9, {r['images']} digits, batch "
+        f"{r['batch_size']}): {r['mining_ips']:,.0f} img/s vs plain forward "
+        f"{r['forward_ips']:,.0f} img/s; {speed_line(r)}"
     )
 
 

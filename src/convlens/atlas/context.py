@@ -114,17 +114,25 @@ class BuildContext:
         ]
 
     def unit_indices(self, layer: str) -> list[int]:
-        """The units of ``layer`` the atlas shows: the first ones, up to the option's limit."""
+        """The units of ``layer`` the atlas shows: all, or up to the option's limit, live units
+        first (a small atlas of dead units shows nothing), in index order."""
         info = self.lens.layer(layer)
         limit = self.options.max_units if info.is_spatial else self.options.max_dense_units
         if not info.is_spatial and self.options.max_units is not None:
             limit = min(limit or self.options.max_units, self.options.max_units)
         n = info.channels
-        return list(range(n if limit is None else min(n, limit)))
+        if limit is None or limit >= n:
+            return list(range(n))
+        peak = self.unit_stats[layer]["max"]
+        live = [i for i in range(n) if float(peak[i]) > 0.0]
+        dead = [i for i in range(n) if float(peak[i]) <= 0.0]
+        return sorted((live + dead)[:limit])
 
     def unit_spec(self, layer: str) -> str:
         idx = self.unit_indices(layer)
-        return f"{layer}:{idx[0]}-{idx[-1]}"
+        if idx == list(range(idx[0], idx[-1] + 1)):
+            return f"{layer}:{idx[0]}-{idx[-1]}"
+        return ",".join(f"{layer}:{i}" for i in idx)
 
     # --- snapshots -----------------------------------------------------------------------
     def snapshot_lens(self, epoch: int) -> Lens:

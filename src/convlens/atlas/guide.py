@@ -1,49 +1,83 @@
 """Which of this model's own pictures answer the questions of "how to read this atlas".
 
-Picks are made from the manifest alone (so any reader can reproduce them) and stored back in
-it under ``guide``: unit references, never copies of pictures.
+The guide answers three questions people ask about feature visualization ("What should I expect
+to see when visualizing the first conv layer?", "Should I use 28x28 or 3x3 images, and how does
+that work for deeper layers?", "How do conv-layer images differ from class images?") with this
+model's pictures. Teaching examples are chosen by quality: a live, strongly active unit whose
+picture is verified (r >= 1), never unit 0 because it comes first. Picks are made from the
+manifest alone (so any reader can reproduce them) and stored back in it under ``guide``: unit
+references, never copies of pictures. Every sentence the templates print about the numbers is
+decided here (:func:`evolution_claim`), so a claim appears only where the numbers support it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+# A model whose first epoch already took this share of its final accuracy gain over chance had
+# its features "largely in place" after one epoch.
+EARLY_SHARE = 0.9
 
-def _score(unit: Mapping[str, Any]) -> float:
-    """Prefer live units whose rendered picture verifies well, then strongly active ones."""
+
+def quality(unit: Mapping[str, Any], peak: float, *, texture: bool = False) -> float | None:
+    """How good a teaching example a unit is; None for a dead or unrendered one.
+
+    Verified pictures (r >= 1) come first, then how hard it drives the unit (r, capped), how
+    strongly the unit responds on real data (its peak relative to the layer's strongest unit's,
+    and the share of images it fires on), whether it has a neuron picture too, and for
+    first-layer textures the picture's contrast (a near-blank image explains nothing).
+    """
     stats = unit.get("stats") or {}
-    if stats.get("dead"):
-        return -1.0
     channel = unit.get("channel") or {}
     r = channel.get("r")
-    return (10.0 + min(float(r), 2.0)) if r is not None else float(stats.get("max") or 0.0)
+    if stats.get("dead") or r is None:
+        return None
+    activity = float(stats.get("max") or 0.0) / peak if peak > 0 else 0.0
+    score = 2.0 * (float(r) >= 1.0) + min(float(r), 1.5) + activity
+    score += 0.5 * float(stats.get("active") or 0.0) + 0.5 * bool(unit.get("neuron"))
+    if texture:
+        score += float(channel.get("contrast") or 0.0)
+    return score
 
 
-def _best(row: Mapping[str, Any]) -> int | None:
-    units = row.get("units") or []
-    return max(units, key=_score)["index"] if units else None
+def best_unit(row: Mapping[str, Any], *, texture: bool = False) -> int | None:
+    """The layer's best teaching unit (by :func:`quality`); without renders, the most active
+    live unit; None when every unit is dead."""
+    units = list(row.get("units") or [])
+    peak = max((float((u.get("stats") or {}).get("max") or 0.0) for u in units), default=0.0)
+    scored = [(q, u) for u in units if (q := quality(u, peak, texture=texture)) is not None]
+    if scored:
+        return max(scored, key=lambda item: (item[0], -item[1]["index"]))[1]["index"]
+    live = [u for u in units if not (u.get("stats") or {}).get("dead")]
+    if not live:
+        return None
+    return max(live, key=lambda u: float((u.get("stats") or {}).get("max") or 0.0))["index"]
 
 
-def _texture(row: Mapping[str, Any]) -> int | None:
-    """A first-layer unit whose channel image shows its pattern best: live, verified (r >= 1)
-    and of high contrast (a near-blank image explains nothing)."""
-    units = [u for u in row.get("units") or [] if u.get("channel") and _score(u) >= 10.0]
-    if not units:
-        return _best(row)
-    verified = [u for u in units if (u["channel"].get("r") or 0.0) >= 1.0] or units
-    return max(verified, key=lambda u: u["channel"].get("contrast") or 0.0)["index"]
+def _best_class(classes: Sequence[Mapping[str, Any]]) -> int | None:
+    """The class whose prototype the model is surest of (a correct one if there is one)."""
+    with_proto = [c for c in classes if c.get("prototype")]
+    if not with_proto:
+        return None
+
+    def key(c: Mapping[str, Any]) -> tuple[bool, float, int]:
+        p = c["prototype"]
+        return (bool(p.get("correct")), float(p.get("probability") or 0.0), -int(c["index"]))
+
+    return int(max(with_proto, key=key)["index"])
 
 
 def pick_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Unit and sample references for the guide's three questions (absent parts are None)."""
+    """Unit and sample references for the guide's questions (absent parts are None)."""
     spatial = [r for r in manifest["layers"] if r.get("page") and len(r["output_shape"]) == 3]
-    guide: dict[str, Any] = {"first": None, "deep": None, "sample": None, "evolution": None}
+    guide: dict[str, Any] = {"first": None, "deep": None, "sample": None, "evolution": None,
+                             "class": _best_class(manifest.get("classes", []))}  # fmt: skip
     if spatial:
         first, deep = spatial[0], spatial[-1]
-        if (i := _texture(first)) is not None:
+        if (i := best_unit(first, texture=True)) is not None:
             guide["first"] = {"layer": first["name"], "unit": i}
-        if (i := _best(deep)) is not None:
+        if (i := best_unit(deep)) is not None:
             guide["deep"] = {"layer": deep["name"], "unit": i}
     for record in manifest.get("classes", []):
         for sample in record.get("samples", []):
@@ -73,6 +107,46 @@ def pick_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return guide
 
 
+def field_sizes(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per conv layer with a page: how much of the input one neuron sees, i.e. the size to
+    render its neurons at, beside the whole input its channels are rendered on."""
+    spec = manifest["model"]["input"]
+    out = []
+    for row in manifest["layers"]:
+        rf = row.get("receptive_field")
+        if not (row.get("page") and rf and len(row["output_shape"]) == 3):
+            continue
+        h, w = (min(int(v), int(s)) for v, s in zip(rf["size"], (spec["height"], spec["width"]),
+                                                     strict=True))  # fmt: skip
+        out.append({"layer": row["name"], "field": rf["size"], "neuron": [h, w],
+                    "whole": h >= spec["height"] and w >= spec["width"]})  # fmt: skip
+    return out
+
+
+def evolution_claim(manifest: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the evolution pictures and numbers support saying, or None when they say nothing.
+
+    ``smoother``: the unit's image lost fine dots and stripes (total variation fell). ``early``:
+    the first epoch already reached ``EARLY_SHARE`` of the final accuracy gain over chance,
+    the only case in which "its features were largely in place after one epoch" is said.
+    """
+    tv = [v for v in row.get("tv") or [] if v is not None]
+    evolution = manifest.get("evolution") or {}
+    acc = [v for v in evolution.get("val_acc") or [] if v is not None]
+    if len(tv) < 2:
+        return None
+    classes = len(manifest["model"].get("class_names") or []) or 1
+    chance = 1.0 / classes
+    claim: dict[str, Any] = {"tv_first": tv[0], "tv_last": tv[-1], "smoother": tv[-1] < tv[0],
+                             "chance": chance, "acc_first": None, "acc_last": None,
+                             "early": False}  # fmt: skip
+    if len(acc) >= 2:
+        gain = acc[-1] - chance
+        claim.update(acc_first=acc[0], acc_last=acc[-1])
+        claim["early"] = gain > 0 and acc[0] - chance >= EARLY_SHARE * gain
+    return claim
+
+
 def resolve_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The guide's picks as the records themselves, for the templates."""
     picks = manifest.get("guide") or {}
@@ -93,7 +167,11 @@ def resolve_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
             for sample in record.get("samples", []):
                 if record["index"] == ref["class"] and sample["index"] == ref["index"]:
                     out["sample"] = {"class": record, "sample": sample}
+    classes = {c["index"]: c for c in manifest.get("classes", [])}
+    out["class"] = classes.get(picks.get("class")) if picks.get("class") is not None else None
+    out["sizes"] = field_sizes(manifest)
     ref = picks.get("evolution")
     evolution = manifest.get("evolution") or {}
     out["evolution"] = evolution["rows"][ref["row"]] if ref else None
+    out["evolution_claim"] = evolution_claim(manifest, out["evolution"]) if ref else None
     return out

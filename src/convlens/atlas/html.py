@@ -112,10 +112,11 @@ def tile(
         ih, iw = image_size
         top, left = max(box[0], 0), max(box[1], 0)
         bottom, right = min(box[2], ih), min(box[3], iw)
+        small = min((right - left) * w / iw, (bottom - top) * h / ih) < 8  # few px on screen
         inner = (
-            f'<span class="rf" style="left:{100 * left / iw:.2f}%;top:{100 * top / ih:.2f}%;'
-            f'width:{100 * (right - left) / iw:.2f}%;height:{100 * (bottom - top) / ih:.2f}%">'
-            "</span>"
+            f'<span class="rf{" small" if small else ""}" style="left:{100 * left / iw:.2f}%;'
+            f"top:{100 * top / ih:.2f}%;width:{100 * (right - left) / iw:.2f}%;"
+            f'height:{100 * (bottom - top) / ih:.2f}%"></span>'
         )
     aria = f' role="img" aria-label="{label}" title="{label}"' if title else ' role="img"'
     return Markup(

@@ -38,19 +38,24 @@ of a sprite sheet (one PNG per layer and kind, cut out by pixel box)::
 ``FIGURE`` refs are ids into ``figures``.
 
 ``UNIT`` = ``{"index", "unit": "conv2d_1:3", "page": "units/conv2d_1-3.html",
-"kernel": TILE | null, "stats": {"mean", "max", "active", "dead"},
+"kernel": TILE | null, "kernel_channels": [c, ...] | absent, "kernel_full": TILE | absent,
+"stats": {"mean", "max", "active", "dead"},
 "channel": {"image": TILE, "activation", "r"} | null,
 "neuron": {"image": TILE, "position": [i, j], "activation", "r"} | null,
 "examples": {"score", "values", "indices", "labels", "windows": [[top, left, bottom, right]],
 "images": [TILE], "crops": [TILE]} | null}``. ``stats.mean`` is the mean activation over the
-validation images and positions, ``stats.active`` the share of images on which the unit fires
+validation images and positions; a filter with more than 4 input channels has as ``kernel``
+its 4 strongest input-channel kernels (``kernel_channels``, by L2 norm) in a 2x2 mosaic and
+as ``kernel_full`` all of them; ``stats.active`` the share of images on which the unit fires
 anywhere, ``stats.dead`` true when it never fires. ``r`` is the verification ratio: activation
 reached by the rendered image divided by the best real image's.
 
 ``CLASS`` = ``{"index", "name", "prototype": {"raw": TILE, "deaveraged": TILE,
 "probability", "predicted"} | null, "samples": [SAMPLE]}`` with ``SAMPLE`` =
 ``{"index", "label", "predicted", "probability", "image": TILE, "activations": {LAYER: FIGURE},
-"heatmaps": [{"method", "image": TILE, "deletion_auc", "insertion_auc"}],
+"heatmaps": [{"method", "image": TILE, "map": "signed" | "positive part (ReLU)",
+"deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc",
+"faithful": bool}],
 "curves": FIGURE | null}``.
 
 ``ROW`` (evolution) = ``{"unit", "kind": "kernel" | "channel", "tiles": [TILE per epoch],

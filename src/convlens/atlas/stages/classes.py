@@ -11,6 +11,7 @@ import torch
 from ...images import DIVERGING, colorize, heatmap_overlay
 from ...images.atlas import curves_figure
 from ...images.examples import pixels_rgb
+from ...images.heatmaps import map_label
 from ..context import BuildContext
 from . import Task
 
@@ -94,10 +95,12 @@ def run_heatmaps(ctx: BuildContext) -> dict[str, Any]:
     classes, index, x = _sample_images(ctx)
     methods = _methods(ctx)
     maps: dict[str, np.ndarray] = {}
+    labels: dict[str, str] = {}
     checks: dict[str, Any] = {}
     for n, method in enumerate(methods):
         hm = attribute(lens, x, None, method=method)
         maps[method] = hm.values.detach().cpu().numpy()
+        labels[method] = map_label(hm.options)
         # The random-order baseline depends only on images and target: compute it once.
         checks[method] = faithfulness(
             lens,
@@ -109,6 +112,7 @@ def run_heatmaps(ctx: BuildContext) -> dict[str, Any]:
             batch_size=opts.batch_size,
         )
     target = checks[methods[0]].target
+    first_check = checks[methods[0]]  # holds the random-order baseline (computed once)
     tiles, order = [], []
     for method in methods:
         # One symmetric scale per method over all samples: maps of a method compare across images.
@@ -132,14 +136,22 @@ def run_heatmaps(ctx: BuildContext) -> dict[str, Any]:
         curves = {}
         for method in methods:
             f = checks[method]
+            d, i = float(f.deletion_auc[k]), float(f.insertion_auc[k])
+            rd, ri = (
+                _opt(first_check.random_deletion_auc, k),
+                _opt(first_check.random_insertion_auc, k),
+            )
             heatmaps.append(
                 {
                     "method": method,
                     "image": ref_of[(method, k)],
-                    "deletion_auc": float(f.deletion_auc[k]),
-                    "insertion_auc": float(f.insertion_auc[k]),
-                    "random_deletion_auc": _opt(f.random_deletion_auc, k),
-                    "random_insertion_auc": _opt(f.random_insertion_auc, k),
+                    "map": labels[method],
+                    "deletion_auc": d,
+                    "insertion_auc": i,
+                    "random_deletion_auc": rd,
+                    "random_insertion_auc": ri,
+                    # Its own check: a faithful map beats the random order on both curves.
+                    "faithful": (rd is None or d < rd) and (ri is None or i > ri),
                 }
             )
             curves[method] = (f.deletion_curve[k], f.insertion_curve[k])

@@ -1,4 +1,10 @@
-"""Kernels: each unit's learned filter as a mosaic tile, plus the layer's kernel figure."""
+"""Kernels: each unit's learned filter as a tile, plus the layer's kernel figure.
+
+A first-layer filter (1 or 3 input channels) is its whole kernel. A deeper filter mixes many
+input channels (64 kernels of 3x3 would be 2-pixel specks in a thumbnail), so its tile is a
+*summary*: its ``SUMMARY_CHANNELS`` strongest input-channel kernels (largest L2 norm) in a 2x2
+mosaic, readable at thumbnail size; the unit page also shows the whole mosaic.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 from ...images import draw_kernels
 from ...images.atlas import kernel_mosaic
+from ...images.kernels import select_input_channels
 from ...viz import kernels as layer_kernels
 from ..context import BuildContext
 from . import Task
@@ -17,17 +24,38 @@ def tasks(ctx: BuildContext) -> list[Task]:
     return [Task("kernels", f"kernels/{n}", f"kernels {n}", partial(run, layer=n)) for n in convs]
 
 
+SUMMARY_CHANNELS = 4
+
+
 def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
     w = layer_kernels(ctx.lens, layer)
     idx = ctx.unit_indices(layer)
     scale = float(w.abs().max()) or 1.0
-    tiles = [kernel_mosaic(w[i], scale) for i in idx]
+    summary = w.shape[1] > SUMMARY_CHANNELS
+    strongest = select_input_channels(w[idx].numpy(), SUMMARY_CHANNELS) if summary else None
+    if strongest is not None:
+        pairs = zip(idx, strongest, strict=True)
+        tiles = [kernel_mosaic(w[i][list(ch)], scale, cols=2) for i, ch in pairs]
+    else:
+        tiles = [kernel_mosaic(w[i], scale) for i in idx]
+    what = (
+        f"the {SUMMARY_CHANNELS} strongest input channels of each filter" if summary else "kernels"
+    )
     sprites, refs = ctx.sprite(
         f"{layer}/kernels",
         f"img/{layer}/kernels.png",
         tiles,
-        note=f"kernels, one diverging scale for the layer: |weight| <= {scale:.3g}",
+        note=f"{what}, one diverging scale for the layer: |weight| <= {scale:.3g}",
     )
+    full_refs: list[dict[str, Any]] = []
+    if summary:
+        more, full_refs = ctx.sprite(
+            f"{layer}/kernels_full",
+            f"img/{layer}/kernels_full.png",
+            [kernel_mosaic(w[i], scale) for i in idx],
+            note=f"every input channel of each filter, |weight| <= {scale:.3g}",
+        )
+        sprites.update(more)
     fid = f"{layer}/kernels"
     figure = ctx.figure(
         fid,
@@ -36,7 +64,11 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
         title=f"{layer} kernels",
         caption="Blue weights subtract, red ones add; white is zero. One scale for the layer.",
     )
-    units = {str(i): {"kernel": ref} for i, ref in zip(idx, refs, strict=True)}
+    units: dict[str, Any] = {str(i): {"kernel": ref} for i, ref in zip(idx, refs, strict=True)}
+    if strongest is not None:
+        for k, i in enumerate(idx):
+            units[str(i)]["kernel_channels"] = [int(c) for c in strongest[k]]
+            units[str(i)]["kernel_full"] = full_refs[k]
     shape = list(w.shape)
     return {
         "sprites": sprites,
