@@ -140,3 +140,27 @@ def test_features_in_place_after_one_epoch_only_when_the_numbers_say_so() -> Non
     smooth = manifest([0.31, 0.9], [0.3, 0.1], 4)
     text = render_guide(smooth)
     assert ": smoother." in text and "largely in place" not in text
+
+
+def test_a_quick_atlas_shows_live_units_first(random_lens, mnist_small, tmp_path) -> None:
+    import dataclasses
+
+    import torch
+
+    from convlens.atlas.context import BuildContext
+    from convlens.atlas.options import AtlasOptions
+    from convlens.units import resolve_units
+
+    conv = random_lens.module("conv2d_1")
+    with torch.no_grad():  # channels 0 and 2 can never fire
+        conv.weight[[0, 2]] = 0.0
+        conv.bias[[0, 2]] = -1.0
+    small = dataclasses.replace(mnist_small, x_val=mnist_small.x_val[:64],
+                                y_val=mnist_small.y_val[:64])  # fmt: skip
+    ctx = BuildContext(random_lens, tmp_path, AtlasOptions.preset(quick=True),
+                       dataset_override=small)  # fmt: skip
+    shown = ctx.unit_indices("conv2d_1")
+    assert shown == [1, 3, 4, 5, 6, 7, 8, 9]
+    assert [u.channel for u in resolve_units(random_lens, ctx.unit_spec("conv2d_1"))] == shown
+    full = BuildContext(random_lens, tmp_path, AtlasOptions(), dataset_override=small)
+    assert full.unit_indices("conv2d_1") == list(range(32))  # no limit: every unit, in order
