@@ -217,8 +217,7 @@ def prototype_table(protos: Prototypes) -> list[str]:
     cell_w = max(12, *(len(c) for c in cells))
     heads = ["verdict"] if d == 1 else [f"copy {i + 1}" for i in range(d)]
     lines = [
-        "verdict: the class the model predicts for the prototype (p: its probability of the "
-        "class; ✗: not p >= 0.99 for it)",
+        "each prototype: the class the model predicts (p: probability of the class; ✗: p < 0.99)",
         f"{'class':<{width}}  " + "  ".join(f"{h:<{cell_w}}" for h in heads).rstrip(),
     ]
     for k, name in enumerate(names):
