@@ -136,7 +136,7 @@ def run_heatmaps(ctx: BuildContext) -> dict[str, Any]:
         curves = {}
         for method in methods:
             f = checks[method]
-            d, i = float(f.deletion_auc[k]), float(f.insertion_auc[k])
+            dele, ins = float(f.deletion_auc[k]), float(f.insertion_auc[k])
             rd, ri = (
                 _opt(first_check.random_deletion_auc, k),
                 _opt(first_check.random_insertion_auc, k),
@@ -146,12 +146,12 @@ def run_heatmaps(ctx: BuildContext) -> dict[str, Any]:
                     "method": method,
                     "image": ref_of[(method, k)],
                     "map": labels[method],
-                    "deletion_auc": d,
-                    "insertion_auc": i,
+                    "deletion_auc": dele,
+                    "insertion_auc": ins,
                     "random_deletion_auc": rd,
                     "random_insertion_auc": ri,
                     # Its own check: a faithful map beats the random order on both curves.
-                    "faithful": (rd is None or d < rd) and (ri is None or i > ri),
+                    "faithful": (rd is None or dele < rd) and (ri is None or ins > ri),
                 }
             )
             curves[method] = (f.deletion_curve[k], f.insertion_curve[k])
