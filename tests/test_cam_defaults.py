@@ -133,3 +133,22 @@ def test_pictures_say_which_map_and_carry_the_faithfulness_warning() -> None:
     red = np.array([int(WARN[i : i + 2], 16) for i in (1, 3, 5)])
     pixels = np.asarray(panel.axes[0].images[0].get_array())
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - red).sum(1) == 0).sum() > 100  # the frame
+
+
+def test_explain_writes_which_map_and_the_warning(kaggle4_ckpt, tmp_path, capsys) -> None:
+    import json
+
+    from cli_helpers import run_cli
+
+    for extra, want in (([], "positive part (ReLU)"), (["--signed"], "signed")):
+        out = tmp_path / want.split()[0]
+        code, _, err = run_cli(["explain", str(kaggle4_ckpt), "--index", "7", "--methods",
+                                "gradcam,gradient", "--steps", "8", "--out", str(out), *extra],
+                               capsys)  # fmt: skip
+        assert code == 0, err
+        report = json.loads((out / "explain.json").read_text())["methods"]
+        assert report["gradcam"]["map"] == want and report["gradient"]["map"] == "signed"
+        assert report["gradcam"]["options"]["relu"] is (not extra)
+        for r in report.values():  # the warning is there exactly when the check fails
+            fails = not (r["beats_random"]["deletion"] and r["beats_random"]["insertion"])
+            assert (r["warning"] is not None) == fails
