@@ -203,9 +203,16 @@ def prototypes_command(
     echo_written([Path(p) for p in written])
 
 
+WIDE = 100  # columns: a wider verification table is printed one row per class instead
+
+
 def prototype_table(protos: Prototypes) -> list[str]:
-    """The verification table: one row per class, one column per copy (``--diversity``), so
-    its width grows with the copies, not with classes times copies."""
+    """The verification table: the three-row table (class, predicted, p) when it fits in
+    ``WIDE`` columns, else one row per class and one column per copy (``--diversity``), so its
+    width grows with the copies, not with classes times copies."""
+    rows = protos.table()
+    if max(len(line) for line in rows) <= WIDE:
+        return rows
     d = max(1, int(protos.diversity))
     names = [protos.class_names[c] for c in protos.classes]
     width = max(5, *(len(n) for n in names))
