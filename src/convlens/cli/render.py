@@ -13,7 +13,7 @@ from ..images.render import neurons_grid, units_grid
 from ..lens import Lens
 from ..viz.prototypes import prototypes
 from ..viz.render import PRESETS, RenderResult, get_preset, render
-from .app import cli, echo_written, lens_argument
+from .app import cli, echo_written, lens_argument, quiet_option
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
 
@@ -66,6 +66,7 @@ def _options(func):
             required=True,
             help="Folder to write the pictures, .npy arrays and JSON into.",
         ),
+        quiet_option,
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -93,6 +94,7 @@ def render_command(
     param: str | None,
     data: str | None,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Show what units want to see: optimize an input for each, all in one batched run.
 
@@ -112,7 +114,7 @@ def render_command(
         diversity=diversity,
         param=param,
         data=data,
-        progress=True,
+        progress=not quiet,
     )
     written = write_render(lens, result, out)
     for line in summary_lines(result):
@@ -141,6 +143,7 @@ def prototypes_command(
     param: str | None,
     data: str | None,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Render "the perfect digit" of each class and verify it with the model.
 
@@ -158,7 +161,7 @@ def prototypes_command(
         batch_size=batch_size,
         param=param,
         data=data,
-        progress=True,
+        progress=not quiet,
     )
     chosen = get_preset(preset)
     vr = lens.spec.value_range

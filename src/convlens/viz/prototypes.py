@@ -92,7 +92,7 @@ def prototypes(
     seed: int = 0,
     batch_size: int | None = None,
     data: str | Dataset | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: object,
 ) -> Prototypes:
     """Render and verify one image per class (``diversity`` per class); default every class."""
