@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset, load_dataset
+from .display.base import Summarized
 from .lens import InputSpec
 from .models.checkpoint import save_checkpoint, save_weights, snapshot_path
 from .models.zoo import build_model
@@ -24,8 +25,8 @@ from .progress import bar as progress_bar
 from .progress import write
 
 
-@dataclass
-class TrainResult:
+@dataclass(repr=False)
+class TrainResult(Summarized):
     model: nn.Module
     history: list[dict[str, float]]
     folder: Path | None = None

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 
 from ..data import Dataset, dataset_for
+from ..display.base import Pictured, Summarized
 from ..errors import DataError, UnitError
 from ..lens import Lens
 from ..progress import track
@@ -29,7 +30,7 @@ Split = Literal["val", "train", "all"]
 SPLITS: tuple[str, ...] = ("val", "train", "all")
 
 
-class TopK:
+class TopK(Summarized):
     """The k best (value, image index, row, col) of every unit, best first; mergeable.
 
     Rows are units, columns the kept candidates ordered by value (descending for ``largest``,
@@ -320,8 +321,8 @@ def mine(
 
 
 # --- results ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UnitExamples:
+@dataclass(frozen=True, repr=False)
+class UnitExamples(Summarized):
     """One unit's best images: values, where the unit fired, the images and the field crops."""
 
     unit: Unit
@@ -361,8 +362,8 @@ def _finite(v: float) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
-@dataclass(frozen=True)
-class ExamplesResult:
+@dataclass(frozen=True, repr=False)
+class ExamplesResult(Pictured):
     """Per unit, the top-k (or bottom-k) images of a dataset, with the mergeable table behind it."""
 
     examples: tuple[UnitExamples, ...]

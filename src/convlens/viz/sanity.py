@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..display.base import Summarized
 from ..lens import Lens
 from .activations import check_input
 from .attribution.core import Target, attribute, eval_mode, method_options, resolve_target
@@ -66,8 +67,8 @@ class SanityStage:
         return float(self.ssim.mean())
 
 
-@dataclass(frozen=True, eq=False)
-class SanityResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class SanityResult(Summarized):
     """One method's cascade: a stage per randomized layer, and the verdict."""
 
     method: str

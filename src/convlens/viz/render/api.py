@@ -203,6 +203,8 @@ def render(
         item_steps=item_steps,
         layer_steps=layer_steps,
         restarts=restarts,
+        value_range=lens.spec.value_range,
+        class_names=lens.class_names,
     )
 
 
