@@ -120,26 +120,34 @@ class _Lines(_Silent):
             print(f"{self.desc}: {done} {unit} in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
-def _tqdm_class() -> Any:
-    """tqdm's notebook widget when it can draw, its text bar otherwise (both stderr)."""
+def _tqdm_class() -> tuple[Any, bool]:
+    """tqdm's notebook widget when it can draw (True), its text bar otherwise (False)."""
     if in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
         try:
             from tqdm.notebook import IProgress, tqdm_notebook
 
             if IProgress is not None:
-                return tqdm_notebook
+                return tqdm_notebook, True
         except ImportError:
             pass
     from tqdm.std import tqdm
 
-    return tqdm
+    return tqdm, False
 
 
 class _Bar:
-    """A tqdm bar behind the :class:`Progress` interface."""
+    """A tqdm bar behind the :class:`Progress` interface.
+
+    tqdm's text bar in a notebook cannot move the cursor between lines, so there nested bars
+    are not stacked, and each is left showing its final state (a line per finished stage)
+    rather than cleared to an empty output area.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
-        self.bar = _tqdm_class()(**kwargs)
+        cls, widget = _tqdm_class()
+        if in_notebook() and not widget:
+            kwargs.update(position=None, leave=True)
+        self.bar = cls(**kwargs)
 
     def update(self, n: int = 1) -> None:
         self.bar.update(n)

@@ -212,7 +212,7 @@ def heatmap_picture(heatmap: Any, max_images: int = 16) -> Image.Image:
 
     n = min(len(heatmap), max_images)
     labels = [f"#{i} target {int(heatmap.target[i])}" for i in range(n)]
-    title = f"{heatmap.describe()}: red raises the target's score, blue lowers it"
+    title = f"{heatmap.method}: red raises the target's score, blue lowers it"
     if n < len(heatmap):
         title += f" (first {n} of {len(heatmap)})"
     return image_grid(heatmap.values[:n].numpy(), labels=labels, cmap=DIVERGING,
