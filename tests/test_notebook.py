@@ -89,6 +89,10 @@ def test_every_view_shows_inline(executed) -> None:
 
 @pytest.mark.slow
 def test_render_shows_a_progress_bar_in_the_notebook(executed) -> None:
+    """tqdm's widget where ipywidgets is installed, its text bar (on stderr) otherwise."""
     render = next(c for c in _code(executed) if "cl.render(" in _source(c))
     err = "".join(o.text for o in render.outputs if o.get("name") == "stderr")
-    assert "render" in err and "unit" in err and "IProgress" not in err
+    widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                 for o in render.outputs)  # fmt: skip
+    assert widget or ("render" in err and "unit" in err)
+    assert "IProgress" not in err and "Warning" not in err

@@ -1,4 +1,5 @@
-"""Every command in README.md's ```bash blocks runs as written, so none can crash unnoticed.
+"""Every command in README.md's ```bash blocks (and every ```python block) runs as written, so
+none can crash unnoticed.
 
 The commands are read from the README when the tests are collected: a command added there is
 tested without touching this file. Each runs in-process (``convlens.cli.main``) in a fresh folder
@@ -234,3 +235,17 @@ def test_readme_command_runs(argv: list[str], user_folder: Path, capsys) -> None
     if "--out" in args:
         written = Path(args[args.index("--out") + 1])
         assert written.exists(), f"--out {written} was not written"
+
+
+PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+
+
+@pytest.mark.parametrize(
+    "code", PYTHON_BLOCKS, ids=[f"python-{i}" for i in range(len(PYTHON_BLOCKS))]
+)
+def test_readme_python_block_runs(code: str, user_folder: Path, capsys) -> None:
+    """Each ```python block, executed in the README user's folder (optional packages skip)."""
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"needs {exc.name}, which is not installed")
