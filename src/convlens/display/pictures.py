@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..errors import UnknownNameError, did_you_mean
 from ..images import figure_to_image
 from ..images.examples import layer_examples_picture, unit_examples_picture
 from ..images.render import neurons_grid, units_grid
@@ -258,7 +259,7 @@ def examples_picture(
     for name in [layer] if layer is not None else result.layers:
         exs = result.for_layer(name)
         if not exs:
-            raise KeyError(f"no units of layer {name!r} were mined; layers: {result.layers}")
+            raise UnknownNameError(did_you_mean(name, result.layers, "mined layer"))
         pictures.append(layer_examples_picture(exs[:max_units], layer=name, **common))
     return stack(pictures)
 
