@@ -88,6 +88,8 @@ def _render_title(key: str, result: Any, summary: dict[str, Any]) -> str:
         return f"objectives ({result.preset})"
     label = key.replace("_neurons", " neurons")
     stats = summary.get(label) or summary.get(key) or {}
+    if result.dataset is None:
+        return f"{label} ({result.preset}): unverified, no dataset to compare with"
     if stats.get("live"):
         return (
             f"{label} ({result.preset}): r = reached / best real image; r >= 1 for "
