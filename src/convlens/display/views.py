@@ -51,7 +51,10 @@ def text(obj: Any) -> str:
 
 
 def model_name(lens: Lens) -> str:
-    """The architecture's name, else the model file's, else the module class's."""
+    """``Lens.name`` where the Lens has one, else the architecture's, the file's or the class's."""
+    named = getattr(lens, "name", None)  # Lens.name is being added on another branch
+    if isinstance(named, str) and named:
+        return named
     arch = ((lens.source.get("config") or {}).get("architecture") or {}).get("name")
     if arch:
         return str(arch)
@@ -282,7 +285,7 @@ def _(lens: Lens) -> str:
     if lens.path is not None:
         notes.append(str(lens.path))
     params = sum(p.numel() for p in lens.model.parameters())
-    rows = _layer_rows(lens.layers, lens.logits_layer)
+    rows = _layer_rows(lens.layers, getattr(lens, "logits_source", lens.logits_layer))
     rows.append(["total", "", "", "", f"{params:,}", "", "", ""])
     body = h.table(LAYER_HEADER, rows, right=(4,))
     caption = (
