@@ -76,3 +76,17 @@ def test_randomizing_is_seeded() -> None:
     assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
     randomize(b, 6)
     assert not torch.equal(a.weight, b.weight)
+
+
+def test_methods_that_draw_noise_take_the_sanity_seed(kaggle4_lens, kaggle4_ckpt, capsys) -> None:
+    """Regression: the CLI passed ``seed`` twice (TypeError) for smoothgrad, rise and 'all'."""
+    from cli_helpers import run_cli
+
+    x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    result = sanity_check(kaggle4_lens, x, "smoothgrad", seed=3, samples=4)
+    assert result.options["seed"] == 3
+    argv = ["sanity", str(kaggle4_ckpt), "--methods", "smoothgrad,rise", "--n", "1",
+            "--masks", "16", "--seed", "2", "--quiet"]  # fmt: skip
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "\nsmoothgrad " in out and "\nrise " in out

@@ -7,6 +7,8 @@
 >>> cl.activations(lens, x).maps["conv2d_2"] # feature maps for images x
 """
 
+import sys as _sys
+
 from .data import Dataset, load_dataset
 from .errors import ConvlensError
 from .lens import InputSpec, LayerInfo, Lens
@@ -16,7 +18,7 @@ from .units import Unit, resolve_units
 from .viz import Activations, activations, all_kernels, kernels
 from .viz.attribution import Heatmap, attribute, method_names
 from .viz.examples import ExamplesResult, TopK, examples
-from .viz.faithfulness import Faithfulness, explain, faithfulness
+from .viz.faithfulness import Explanation, Faithfulness, explain, faithfulness
 from .viz.render import Prototypes, RenderResult, dataset_maxima, prototypes, render
 from .viz.sanity import SanityResult, sanity_check
 
@@ -27,6 +29,7 @@ __all__ = [
     "ConvlensError",
     "Dataset",
     "ExamplesResult",
+    "Explanation",
     "Faithfulness",
     "Heatmap",
     "InputSpec",
@@ -55,3 +58,8 @@ __all__ = [
     "sanity_check",
     "train",
 ]
+
+if "IPython" in _sys.modules:  # a notebook: let it show convlens's pyplot-free figures
+    from .display.notebook import register_formatters as _register
+
+    _register()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .display.base import LayerTable, Summarized
 from .errors import UnknownNameError, did_you_mean
 from .receptive import ReceptiveField, probe_receptive_fields
 
@@ -104,8 +105,8 @@ class InputSpec:
         )
 
 
-@dataclass(frozen=True)
-class LayerInfo:
+@dataclass(frozen=True, repr=False)
+class LayerInfo(Summarized):
     """One row of the layer table."""
 
     name: str
@@ -140,8 +141,8 @@ class _Stop(Exception):
     """Raised from a hook once every requested layer has been captured (early exit)."""
 
 
-@dataclass
-class Lens:
+@dataclass(repr=False)
+class Lens(Summarized):
     """A model plus how to read it. Build with :func:`convlens.load` or :meth:`Lens.from_module`."""
 
     model: nn.Module
@@ -200,7 +201,7 @@ class Lens:
                     has_activation=_activation_child(module) is not None,
                 )
             )
-        lens.layers = tuple(infos)
+        lens.layers = LayerTable(infos)
         return lens
 
     # --- lookup --------------------------------------------------------------------------

@@ -15,16 +15,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import Dataset, load_dataset
+from .display.base import Summarized
 from .lens import InputSpec
 from .models.checkpoint import save_checkpoint, save_weights, snapshot_path
 from .models.zoo import build_model
+from .progress import bar as progress_bar
+from .progress import write
 
 
-@dataclass
-class TrainResult:
+@dataclass(repr=False)
+class TrainResult(Summarized):
     model: nn.Module
     history: list[dict[str, float]]
     folder: Path | None = None
@@ -61,7 +63,7 @@ def fit(
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = True,
     on_epoch: Callable[[int, nn.Module, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train in place with Adam; returns one history record per epoch."""
@@ -77,11 +79,10 @@ def fit(
         model.train()
         order = torch.randperm(n, generator=generator)
         loss_sum, correct = 0.0, 0
-        bar = tqdm(
-            range(steps), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-            disable=not progress, dynamic_ncols=True,
-        )  # fmt: skip
-        for step in bar:
+        bar = progress_bar(
+            steps, desc=f"epoch {epoch}/{epochs}", unit="batch", progress=progress, line=False
+        )  # the epoch line below says it all
+        for step in range(steps):
             idx = order[step * batch_size : (step + 1) * batch_size]
             xb, yb = data.x_train[idx], data.y_train[idx]
             logits = model(xb)
@@ -92,7 +93,9 @@ def fit(
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == yb).sum().item()
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix_str(f"loss={loss.item():.3f}")
+            bar.update(1)
+        bar.close()
         val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
         record = {
             "epoch": epoch,
@@ -103,8 +106,8 @@ def fit(
             "seconds": time.perf_counter() - start,
         }
         history.append(record)
-        if progress:
-            tqdm.write(
+        if progress is not False:
+            write(
                 f"epoch {epoch}/{epochs}  loss {record['loss']:.4f}  train acc "
                 f"{record['train_acc']:.4f}  val acc {val_acc:.4f}  ({record['seconds']:.1f} s)"
             )
@@ -136,7 +139,7 @@ def train(
     snapshots: bool = False,
     limit: int | None = None,
     size: int | None = None,
-    progress: bool = True,
+    progress: bool | None = True,
 ) -> TrainResult:
     """Train a zoo model on a dataset and (with ``out``) write a checkpoint folder."""
     dataset = data if isinstance(data, Dataset) else load_dataset(data, size=size, limit=limit)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data import Dataset
 from ..errors import UnknownNameError, did_you_mean
 from ..fileio import write_json
 from ..lens import Lens
+from ..progress import bar as progress_bar
 from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
@@ -101,16 +101,16 @@ def _build(
     publish()  # a consistent folder from the first second (pages of what is already done)
     total = sum(len(ts) for ts in plan.values())
     finished = sum(state.done(t.key) for ts in plan.values() for t in ts)
-    overall = tqdm(total=total, initial=finished, desc="atlas", unit="task", position=0,
-                   disable=not progress, dynamic_ncols=True)  # fmt: skip
+    overall = progress_bar(total, initial=finished, desc="atlas", unit="task", position=0,
+                           progress=progress, leave=True)  # fmt: skip
     dirty = False
     try:
         for name in selected:
             pending = [t for t in plan[name] if not state.done(t.key)]
             if not pending:
                 continue
-            ctx.bar = tqdm(total=len(pending), desc=f"  {name}", unit="task", position=1,
-                           leave=False, disable=not progress, dynamic_ncols=True)  # fmt: skip
+            ctx.bar = progress_bar(len(pending), desc=f"  {name}", unit="task", position=1,
+                                   progress=progress)  # fmt: skip
             try:
                 for task in pending:
                     overall.set_postfix_str(task.label, refresh=True)

@@ -110,6 +110,11 @@ def input_options(func: Any) -> Any:
     )(func)
 
 
+def quiet_option(func: Any) -> Any:
+    """``--quiet`` for long commands: no bars (nor, when not on a terminal, per-stage lines)."""
+    return click.option("--quiet", is_flag=True, help="No progress bars or progress lines.")(func)
+
+
 def echo_written(paths: list[Path]) -> None:
     for path in paths:
         click.echo(f"wrote {path}")

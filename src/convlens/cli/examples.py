@@ -15,7 +15,7 @@ from ..images.examples import is_dead, layer_examples_picture, unit_examples_pic
 from ..lens import Lens
 from ..units import Unit, resolve_units
 from ..viz.examples import SPLITS, examples
-from .app import cli, echo_written, lens_argument
+from .app import cli, echo_written, lens_argument, quiet_option
 
 
 @cli.command("examples")
@@ -57,6 +57,7 @@ from .app import cli, echo_written, lens_argument
     help="What the per-layer grid shows for each unit.",
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@quiet_option
 def examples_command(
     lens: Lens,
     unit_spec: str | None,
@@ -67,6 +68,7 @@ def examples_command(
     batch_size: int,
     grid_show: str,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Find the top-k real images of each unit in one pass over a dataset.
 
@@ -81,7 +83,7 @@ def examples_command(
     units = resolve_units(lens, spec)  # bad units fail fast, before the dataset loads
     dataset = dataset_for(lens, data)
     result = examples(lens, units, dataset, k=k, bottom=bottom, split=split,  # type: ignore[arg-type]
-                      batch_size=batch_size, progress=True)  # fmt: skip
+                      batch_size=batch_size, progress=not quiet)  # fmt: skip
     click.echo(
         f"mined {len(result)} units over {result.num_images} {dataset.name} {result.split} "
         f"images ({'bottom' if bottom else 'top'}-{k})"

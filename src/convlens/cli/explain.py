@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 import torch
-from tqdm import tqdm
 
 from .. import images
 from ..data import load_dataset
@@ -15,11 +14,13 @@ from ..errors import DataError
 from ..fileio import write_json
 from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel, map_label
 from ..lens import Lens
+from ..progress import bar as progress_bar
+from ..progress import track
 from ..viz.attribution import get_method, method_names
 from ..viz.attribution.gradients import BASELINES
 from ..viz.faithfulness import DEFAULT_STEPS, explain
 from ..viz.sanity import DEFAULT_THRESHOLD, sanity_check
-from .app import cli, echo_written, input_options, lens_argument
+from .app import cli, echo_written, input_options, lens_argument, quiet_option
 from .foundation import pick_input
 
 METHODS_HELP = "Comma list of methods, or 'all': " + ", ".join(method_names()) + "."
@@ -100,6 +101,7 @@ def _target(text: str | None) -> int | str | None:
 )
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@quiet_option
 def explain_command(
     lens: Lens,
     index: int | None,
@@ -115,6 +117,7 @@ def explain_command(
     steps: int,
     seed: int,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Heatmaps of why the model decides as it does on one image, with their evidence.
 
@@ -129,7 +132,7 @@ def explain_command(
     probs = lens.predict(x)[0]
     pred = int(probs.argmax())
     class_names = list(lens.class_names) or [str(i) for i in range(len(probs))]
-    with tqdm(names, desc="explain", unit="method", leave=False) as bar:
+    with progress_bar(len(names), desc="explain", unit="method", progress=not quiet) as bar:
         results = explain(lens, x, names, _target(target), layer=layer, seed=seed, steps=steps,
                           options=_options(baseline, masks, signed),
                           progress=lambda n: (bar.set_postfix_str(n), bar.update(1)))  # fmt: skip
@@ -287,6 +290,7 @@ def _sanity_inputs(lens: Lens, index: tuple[int, ...], image_path: Path | None, 
 )
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", type=click.Path(path_type=Path), help="Also write the tables as JSON.")
+@quiet_option
 def sanity_command(
     lens: Lens,
     methods: str,
@@ -299,6 +303,7 @@ def sanity_command(
     threshold: float,
     seed: int,
     out: Path | None,
+    quiet: bool,
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018) of each heatmap method.
 
@@ -312,13 +317,11 @@ def sanity_command(
     x, what = _sanity_inputs(lens, index, image_path, count, data)
     click.echo(f"sanity check on {what}; Spearman and SSIM of |map| against the trained model")
     summary, report = [], {}
-    for name in tqdm(names, desc="sanity", unit="method", leave=False):
+    for name in track(names, desc="sanity", unit="method", progress=not quiet):
         opts: dict[str, Any] = {}
         allowed = set(get_method(name).defaults)
         if layer is not None and "layer" in allowed:
             opts["layer"] = layer
-        if "seed" in allowed:
-            opts["seed"] = seed
         if name == "rise" and masks is not None:
             opts["masks"] = masks
         result = sanity_check(lens, x, name, threshold=threshold, seed=seed, **opts)

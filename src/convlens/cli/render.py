@@ -8,12 +8,12 @@ import click
 import numpy as np
 
 from .. import images
+from ..display.pictures import prototype_pictures, render_panels
 from ..fileio import atomic_path, write_json
-from ..images.render import neurons_grid, units_grid
 from ..lens import Lens
 from ..viz.prototypes import Prototypes, prototypes
-from ..viz.render import PRESETS, RenderResult, get_preset, render
-from .app import cli, echo_written, lens_argument
+from ..viz.render import PRESETS, RenderResult, render
+from .app import cli, echo_written, lens_argument, quiet_option
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
 
@@ -66,6 +66,7 @@ def _options(func):
             required=True,
             help="Folder to write the pictures, .npy arrays and JSON into.",
         ),
+        quiet_option,
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -93,6 +94,7 @@ def render_command(
     param: str | None,
     data: str | None,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Show what units want to see: optimize an input for each, all in one batched run.
 
@@ -112,7 +114,7 @@ def render_command(
         diversity=diversity,
         param=param,
         data=data,
-        progress=True,
+        progress=not quiet,
     )
     written = write_render(lens, result, out)
     for line in summary_lines(result):
@@ -142,6 +144,7 @@ def prototypes_command(
     param: str | None,
     data: str | None,
     out: Path,
+    quiet: bool,
 ) -> None:
     """Render "the perfect digit" of each class and verify it with the model.
 
@@ -159,32 +162,9 @@ def prototypes_command(
         batch_size=batch_size,
         param=param,
         data=data,
-        progress=True,
+        progress=not quiet,
     )
-    chosen = get_preset(preset)
-    vr = lens.spec.value_range
-    names = [lens.class_names[int(t)] for t in protos.targets]
-    labels = [
-        f"{n} p={float(p):.2f}" + ("" if ok else " ✗")
-        for n, p, ok in zip(names, protos.probability, protos.correct, strict=True)
-    ]
-    ncols = len(protos.classes) if diversity > 1 else None
-    order = _copy_major(len(protos.classes), diversity)
-    raw = units_grid(
-        protos.images[order],
-        [labels[i] for i in order],
-        display="blog" if chosen.display == "blog" else "plain",
-        value_range=vr,
-        title=f"class prototypes ({chosen.name})",
-        ncols=ncols,
-    )
-    deav = units_grid(
-        protos.deaveraged[order],
-        [names[i] for i in order],
-        display="signed",
-        title="de-averaged (each minus the mean of all classes)",
-        ncols=ncols,
-    )
+    raw, deav = prototype_pictures(protos)
     out = Path(out)
     written = [
         images.save_png(raw, out / "prototypes.png"),
@@ -233,69 +213,17 @@ def prototype_table(protos: Prototypes) -> list[str]:
     return lines
 
 
-def _copy_major(k: int, diversity: int) -> list[int]:
-    """Rows to show copy 0 of every class, then copy 1, ... (one row per copy)."""
-    return [c * diversity + d for d in range(diversity) for c in range(k)]
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 
-def panels(result: RenderResult) -> dict[str, list[int]]:
-    """Rows of the result by picture: one per layer and unit kind."""
-    out: dict[str, list[int]] = {}
-    for i, unit in enumerate(result.units):
-        if unit is None:
-            key = "objectives"
-        elif unit.kind == "class":
-            key = "class"
-        elif unit.kind == "neuron":
-            key = f"{unit.layer}_neurons"
-        else:
-            key = unit.layer
-        out.setdefault(key, []).append(i)
-    return out
-
-
-def tile_label(result: RenderResult, i: int, class_names: tuple[str, ...]) -> str:
-    unit = result.units[i]
-    copy = f"#{result.copies[i]}" if result.recipe.get("diversity", 1) > 1 else ""
-    if unit is None:
-        return result.names[i][:18]
-    if unit.kind == "class":
-        name = class_names[unit.channel] if unit.channel < len(class_names) else unit.channel
-        return f"{name}{copy} p={float(result.probability[i]):.2f}"
-    where = f"@{unit.position[0]},{unit.position[1]}" if unit.position else ""
-    if result.status[i] == "dead":
-        return f"{unit.channel}{where}{copy} dead"
-    if result.status[i] == "failed":
-        return f"{unit.channel}{where}{copy} failed"
-    ratio = float(result.ratio[i])
-    return f"{unit.channel}{where}{copy} r={ratio:.2f}" if ratio == ratio else f"{unit.channel}"
-
-
 def write_render(lens: Lens, result: RenderResult, out: Path) -> list[Path]:
-    """Grid PNGs, .npy arrays and render.json for a render result."""
+    """Grid PNGs (the pictures a notebook shows too), .npy arrays and render.json."""
     out = Path(out)
-    preset = get_preset(result.preset)
-    display = "blog" if preset.display == "blog" else "plain"
-    vr = lens.spec.value_range
     written: list[Path] = []
-    for key, rows in panels(result).items():
-        labels = [tile_label(result, i, lens.class_names) for i in rows]
-        summary = result.summary()
-        title = _title(key, rows, result, summary)
+    for panel in render_panels(result):
+        key, rows = panel.key, panel.rows
         if key.endswith("_neurons"):
             crops = [result.crops[i] for i in rows]
-            picture = neurons_grid(
-                crops,
-                result.images[rows],
-                [result.windows[i] for i in rows],
-                labels,
-                display=display,
-                value_range=vr,
-                title=title,
-            )
             shapes = {tuple(c.shape) for c in crops if c is not None}
             if len(shapes) == 1:
                 written.append(
@@ -304,39 +232,12 @@ def write_render(lens: Lens, result: RenderResult, out: Path) -> list[Path]:
                         np.stack([c.numpy() for c in crops if c is not None]),
                     )
                 )
-        else:
-            picture = units_grid(
-                result.images[rows], labels, display=display, value_range=vr, title=title
-            )
-        written.append(Path(images.save_png(picture, out / f"{key}.png")))
+        written.append(Path(images.save_png(panel.picture, out / f"{key}.png")))
         written.append(_save_npy(out / f"{key}.npy", result.images[rows].numpy()))
-        if key == "class" and preset.de_average_classes and len(rows) > 1:
-            deav = units_grid(
-                result.images[rows] - result.images[rows].mean(0, keepdim=True),
-                labels,
-                display="signed",
-                title="classes, de-averaged",
-            )
-            written.append(Path(images.save_png(deav, out / "class_deaveraged.png")))
+        if panel.deaveraged is not None:
+            written.append(Path(images.save_png(panel.deaveraged, out / "class_deaveraged.png")))
     written.append(Path(write_json(out / "render.json", result.to_json())))
     return written
-
-
-def _title(key: str, rows: list[int], result: RenderResult, summary: dict) -> str:  # type: ignore[type-arg]
-    if key == "class":
-        return f"classes ({result.preset}): probability of the class"
-    if key == "objectives":
-        return f"objectives ({result.preset})"
-    label = key.replace("_neurons", " neurons")
-    stats = summary.get(label) or summary.get(key) or {}
-    if result.dataset is None:
-        return f"{label} ({result.preset}): unverified, no dataset to compare with"
-    if stats.get("live"):
-        return (
-            f"{label} ({result.preset}): r = reached / best real image; r >= 1 for "
-            f"{stats['r_ge_1']} of {stats['live']} live, {stats['dead']} dead"
-        )
-    return f"{label} ({result.preset})"
 
 
 UNVERIFIED = "unverified: no dataset to compare with; pass --data DATASET (e.g. --data mnist)"

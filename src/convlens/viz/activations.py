@@ -7,17 +7,19 @@ from dataclasses import dataclass
 
 import torch
 
+from ..display.base import Pictured
 from ..errors import DataError
 from ..lens import Lens
 
 
-@dataclass(frozen=True)
-class Activations:
+@dataclass(frozen=True, repr=False)
+class Activations(Pictured):
     """Feature maps of some layers for a batch of inputs, with the class probabilities."""
 
     inputs: torch.Tensor  # (N, C, H, W), pixel space
     maps: dict[str, torch.Tensor]  # layer -> (N, C_l, H_l, W_l) or (N, F)
     probabilities: torch.Tensor  # (N, num_classes)
+    class_names: tuple[str, ...] = ()
 
     @property
     def predicted(self) -> torch.Tensor:
@@ -52,4 +54,5 @@ def activations(
         inputs=x.cpu(),
         maps={k: v.detach().cpu() for k, v in maps.items()},
         probabilities=probs.cpu(),
+        class_names=lens.class_names,
     )

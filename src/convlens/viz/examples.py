@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
-from ..data import Dataset
+from ..data import Dataset, dataset_for
+from ..display.base import Pictured, Summarized
 from ..errors import DataError, UnitError
 from ..lens import Lens
+from ..progress import track
 from ..units import Unit, resolve_units
 
 Split = Literal["val", "train", "all"]
 SPLITS: tuple[str, ...] = ("val", "train", "all")
 
 
-class TopK:
+class TopK(Summarized):
     """The k best (value, image index, row, col) of every unit, best first; mergeable.
 
     Rows are units, columns the kept candidates ordered by value (descending for ``largest``,
@@ -278,9 +279,8 @@ def check_images(lens: Lens, images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def _batches(n: int, batch_size: int, progress: bool, what: str) -> Iterator[int]:
-    starts = range(0, n, batch_size)
-    return iter(tqdm(starts, desc=what, unit="batch", disable=not progress, leave=False))
+def _batches(n: int, batch_size: int, progress: bool | None, what: str) -> Iterator[int]:
+    return track(range(0, n, batch_size), desc=what, unit="batch", progress=progress)
 
 
 @torch.no_grad()
@@ -293,7 +293,7 @@ def mine(
     bottom: bool = False,
     batch_size: int = 256,
     index_offset: int = 0,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> TopK:
     """The streaming pass alone: a :class:`TopK` (rows in unit order) over ``images``.
 
@@ -321,8 +321,8 @@ def mine(
 
 
 # --- results ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UnitExamples:
+@dataclass(frozen=True, repr=False)
+class UnitExamples(Summarized):
     """One unit's best images: values, where the unit fired, the images and the field crops."""
 
     unit: Unit
@@ -362,8 +362,8 @@ def _finite(v: float) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
-@dataclass(frozen=True)
-class ExamplesResult:
+@dataclass(frozen=True, repr=False)
+class ExamplesResult(Pictured):
     """Per unit, the top-k (or bottom-k) images of a dataset, with the mergeable table behind it."""
 
     examples: tuple[UnitExamples, ...]
@@ -534,18 +534,19 @@ def _crops(
 def examples(
     lens: Lens,
     units: str | Unit | Sequence[str | Unit],
-    dataset: Dataset | torch.Tensor,
+    dataset: Dataset | torch.Tensor | str | None = None,
     *,
     k: int = 9,
     bottom: bool = False,
     split: Split = "val",
     batch_size: int = 256,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> ExamplesResult:
     """The k real images that excite each unit most, found in one streaming pass.
 
     ``units``: a unit string (``"conv2d_2:*"``) or a list of Units. ``dataset``: a Dataset
-    (``split`` picks val, train or all = train then val) or a tensor of pixel-space images.
+    (``split`` picks val, train or all = train then val), a tensor of pixel-space images, a
+    dataset name, or None for the checkpoint's own data and split (as :func:`render` does).
     ``bottom=True`` ranks by the most negative pre-activation instead. For each unit the result
     holds the k values, image indices, max locations, the images and the receptive-field crops
     of the neuron that fired (padded with the background value where the field leaves the image).
@@ -553,6 +554,8 @@ def examples(
     if k < 1:
         raise DataError(f"k must be at least 1, got {k}")
     chosen = as_units(lens, units)
+    if dataset is None or isinstance(dataset, str):
+        dataset = dataset_for(lens, dataset)
     images, labels, split_name, source, train_size, names = _split_images(dataset, split)
     images = check_images(lens, images)
     table = mine(lens, chosen, images, k=k, bottom=bottom, batch_size=batch_size,

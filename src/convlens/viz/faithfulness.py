@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..display.base import Pictured, Summarized
 from ..lens import Lens
 from .activations import check_input
 from .attribution import Heatmap, attribute, get_method, method_names, method_options
@@ -38,8 +39,8 @@ from .attribution.core import Target, default_blur_sigma, eval_mode, gaussian_bl
 DEFAULT_STEPS = 25
 
 
-@dataclass(frozen=True, eq=False)
-class Faithfulness:
+@dataclass(frozen=True, eq=False, repr=False)
+class Faithfulness(Summarized):
     """Deletion/insertion curves and AUCs per image, with the random-order baseline beside them."""
 
     fractions: torch.Tensor  # (steps + 1,) fraction of pixels changed
@@ -191,13 +192,22 @@ def faithfulness(
     )
 
 
-@dataclass(frozen=True, eq=False)
-class MethodEvidence:
+@dataclass(frozen=True, eq=False, repr=False)
+class MethodEvidence(Summarized):
     """One method's heatmap for some images, its faithfulness, and how long the map took."""
 
     heatmap: Heatmap
     faithfulness: Faithfulness
     seconds: float
+
+
+class Explanation(Pictured, dict):  # type: ignore[type-arg]
+    """What :func:`explain` returns: method name -> :class:`MethodEvidence`, in order, plus the
+    ``inputs`` explained (so the panel of every method can be drawn from the result alone)."""
+
+    def __init__(self, methods: dict[str, MethodEvidence], inputs: torch.Tensor) -> None:
+        super().__init__(methods)
+        self.inputs = inputs
 
 
 def explain(
@@ -211,7 +221,7 @@ def explain(
     steps: int = DEFAULT_STEPS,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, MethodEvidence]:
+) -> Explanation:
     """Every chosen method's heatmap of ``x`` with its deletion/insertion AUCs, in order.
 
     ``layer`` goes to the CAM methods, ``seed`` to every method that draws noise, ``options``
@@ -255,4 +265,4 @@ def explain(
                 random_insertion_curve=random_aucs[3],
             )
         out[name] = MethodEvidence(heatmap=hm, faithfulness=f, seconds=seconds)
-    return out
+    return Explanation(out, xs.detach().cpu())

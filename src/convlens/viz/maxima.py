@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data import Dataset, load_dataset
+from ..display.base import Summarized
 from ..errors import DataError
 from ..fileio import atomic_path
 from ..lens import Lens
@@ -28,8 +29,8 @@ from ..units import UNIT_LAYER_KINDS
 CACHE_VERSION = "1"
 
 
-@dataclass(frozen=True)
-class Maxima:
+@dataclass(frozen=True, repr=False)
+class Maxima(Summarized):
     """Per-layer maxima over ``images`` real images of ``dataset``.
 
     ``channel[layer]``: (C,) largest value anywhere in each channel's map (a dense layer: (F,)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..data import Dataset
+from ..display.base import Pictured
 from ..errors import ConvlensError
 from ..lens import Lens
 from ..units import Unit, resolve_units
@@ -23,8 +24,8 @@ from .render.presets import Preset
 PASS_PROBABILITY = 0.99
 
 
-@dataclass
-class Prototypes:
+@dataclass(repr=False)
+class Prototypes(Pictured):
     """Prototypes of ``classes`` (``diversity`` images each, class-major order)."""
 
     classes: list[int]
@@ -92,7 +93,7 @@ def prototypes(
     seed: int = 0,
     batch_size: int | None = None,
     data: str | Dataset | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: object,
 ) -> Prototypes:
     """Render and verify one image per class (``diversity`` per class); default every class."""

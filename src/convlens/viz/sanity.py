@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..display.base import Summarized
 from ..lens import Lens
 from .activations import check_input
-from .attribution.core import Target, attribute, eval_mode, resolve_target
+from .attribution.core import Target, attribute, eval_mode, method_options, resolve_target
 
 DEFAULT_THRESHOLD = 0.5
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 7, 1.5, 0.01, 0.03
@@ -66,8 +67,8 @@ class SanityStage:
         return float(self.ssim.mean())
 
 
-@dataclass(frozen=True, eq=False)
-class SanityResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class SanityResult(Summarized):
     """One method's cascade: a stage per randomized layer, and the verdict."""
 
     method: str
@@ -207,7 +208,11 @@ def sanity_check(
     """Cascading randomization check of ``method`` on images ``x`` (see the module docstring).
 
     ``options`` go to the method; ``where`` limits the Spearman to some pixels (bool (N, H, W)).
+    ``seed`` seeds the re-initializations and, unless ``options`` name one, the method's own
+    noise (SmoothGrad, RISE), the same at every stage so only the model changes.
     """
+    if "seed" in method_options(method) and "seed" not in options:
+        options = {**options, "seed": seed}
     xs = check_input(lens, x)
     if where is not None:
         where = where.to(torch.bool).cpu().expand(xs.shape[0], xs.shape[2], xs.shape[3])

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ...display.base import Pictured
 from ...errors import UnitError, UnknownNameError, did_you_mean
 from ...lens import Lens
 from ..activations import check_input
@@ -23,8 +24,8 @@ from ..activations import check_input
 Target = int | str | Sequence[int | str] | torch.Tensor | None
 
 
-@dataclass(frozen=True, eq=False)
-class Heatmap:
+@dataclass(frozen=True, eq=False, repr=False)
+class Heatmap(Pictured):
     """Signed evidence for ``target`` per input pixel, for a batch of images.
 
     ``values``: (N, H, W) at input resolution, summed over input channels, sign kept (positive

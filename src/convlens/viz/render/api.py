@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
-from tqdm.auto import tqdm
 
 from ...data import Dataset
 from ...errors import ConvlensError, DataError, UnitError
 from ...lens import Lens
+from ...progress import bar as progress_bar
 from ...units import Unit, resolve_units
 from ..maxima import Maxima, dataset_maxima
 from .loop import optimize
@@ -63,7 +63,7 @@ def render(
     param: str | None = None,
     data: str | Dataset | None = None,
     restarts: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: object,
 ) -> RenderResult:
     """Render ``units`` (a unit string such as ``"conv2d_3:*,class:*"``, Units or Objectives).
@@ -113,9 +113,8 @@ def render(
     stats = {"item_steps": 0}
     layer_steps: dict[str, int] = {}
     size = batch_size or default_batch_size(lens)
-    bar = tqdm(total=n, desc="render", unit="unit", disable=not progress, leave=False)
+    bar = progress_bar(n, desc="render", unit="unit", progress=progress)
     runs = _optimize_items(lens, items, list(range(n)), size, seed, bar, stats, layer_steps)
-    bar.close()
     for i, (canvas, curve, taken, state, why) in runs.items():
         images[i], crops[i] = _place(lens, items[i], canvas)
         curves[i, : curve.shape[0]] = curve
@@ -129,6 +128,8 @@ def render(
         again = [i for i in range(n) if _retry(items[i], status[i], verdict, i)]
         if not again:
             break
+        bar.add_total(len(again))  # the bar stays up through the fresh starts
+        bar.set_description(f"render, fresh start {attempt}")
         for i in again:  # a new start, more patience, half the ink cost: the hard units
             r = items[i].recipe
             patient = r.with_(
@@ -137,7 +138,7 @@ def render(
             items[i] = replace(
                 items[i], seed=_seed(seed, items[i].name, items[i].copy, attempt), recipe=patient
             )
-        runs = _optimize_items(lens, items, again, size, seed + attempt, None, stats, layer_steps)
+        runs = _optimize_items(lens, items, again, size, seed + attempt, bar, stats, layer_steps)
         trial = images.clone()
         trial_crops = list(crops)
         for i, (canvas, _curve, _taken, _state, _why) in runs.items():
@@ -155,6 +156,7 @@ def render(
             reason[i] = f"{why} (fresh start {attempt})"
             for field_index, values in enumerate(fresh):
                 verdict[field_index][i] = values[k]
+    bar.close()
     activation, mean_act, reference, ratio, probability, predicted = verdict
 
     for i in range(n):
@@ -201,6 +203,8 @@ def render(
         item_steps=item_steps,
         layer_steps=layer_steps,
         restarts=restarts,
+        value_range=lens.spec.value_range,
+        class_names=lens.class_names,
     )
 
 

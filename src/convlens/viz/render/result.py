@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ...display.base import Pictured
 from ...units import Unit
 
 R_TOLERANCE = 1e-4
@@ -16,8 +17,8 @@ saturated pixels, e.g. a first-layer filter at its theoretical maximum) differs 
 rounding."""
 
 
-@dataclass
-class RenderResult:
+@dataclass(repr=False)
+class RenderResult(Pictured):
     """N rendered items (units x diversity copies), row i everywhere.
 
     ``images``: (N, C, H, W) pixel space on the full input canvas (a neuron's crop pasted in
@@ -53,6 +54,8 @@ class RenderResult:
     item_steps: int = 0
     layer_steps: dict[str, int] = field(default_factory=dict)
     restarts: list[int] = field(default_factory=list)  # fresh starts each item needed
+    value_range: tuple[float, float] = (0.0, 1.0)  # the model's pixel range (for display)
+    class_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.names)
