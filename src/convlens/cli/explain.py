@@ -12,7 +12,14 @@ from .. import images
 from ..data import load_dataset
 from ..errors import DataError
 from ..fileio import write_json
-from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel, map_label
+from ..images.heatmaps import (
+    PANEL_CAPTIONS,
+    PanelEntry,
+    faithfulness_warning,
+    heatmap_figure,
+    heatmap_panel,
+    map_label,
+)
 from ..lens import Lens
 from ..progress import bar as progress_bar
 from ..progress import track
@@ -42,17 +49,6 @@ def _options(baseline: str, masks: int | None, signed: bool = False) -> dict[str
         opts.update({name: {"relu": False} for name in method_names()
                      if "relu" in get_method(name).defaults})  # fmt: skip
     return opts
-
-
-PANEL_CAPTIONS = ("deletion AUC\nlower is better", "insertion AUC\nhigher is better")
-
-
-def faithfulness_warning(d: float, i: float, r_del: float, r_ins: float) -> str | None:
-    """Words for the picture when a map fails its own check (does not beat the random order)."""
-    fails = (["deletion"] if d >= r_del else []) + (["insertion"] if i <= r_ins else [])
-    if not fails:
-        return None
-    return "not faithful: no better than random on " + " and ".join(fails)
 
 
 def _target(text: str | None) -> int | str | None:

@@ -225,18 +225,30 @@ def heatmap_picture(heatmap: Any, max_images: int = 16) -> Image.Image:
 
 def explanation_picture(explanation: Any, index: int = 0) -> Image.Image:
     """Every method's map of image ``index`` side by side with its deletion/insertion AUC."""
-    from ..images.heatmaps import PanelEntry, heatmap_panel
+    from ..images.heatmaps import (
+        PANEL_CAPTIONS,
+        PanelEntry,
+        faithfulness_warning,
+        heatmap_panel,
+        map_label,
+    )
 
     entries = []
     for name, ev in explanation.items():
         f = ev.faithfulness
         d, i = float(f.deletion_auc[index]), float(f.insertion_auc[index])
-        caption = [f"del {d:.2f}", f"ins {i:.2f}"]
+        caption = [f"{d:.2f}", f"{i:.2f}"]
+        warning = None
         if f.random_deletion_auc is not None and f.random_insertion_auc is not None:
             rd, ri = float(f.random_deletion_auc[index]), float(f.random_insertion_auc[index])
-            caption = [f"del {d:.2f} (rnd {rd:.2f})", f"ins {i:.2f} (rnd {ri:.2f})"]
+            caption = [f"{d:.2f} (random {rd:.2f})", f"{i:.2f} (random {ri:.2f})"]
+            warning = faithfulness_warning(d, i, rd, ri)
         native = None if ev.heatmap.native is None else ev.heatmap.native[index]
-        entries.append(PanelEntry(name, ev.heatmap.values[index], native, caption))
+        label = map_label(ev.heatmap.options)
+        entries.append(
+            PanelEntry(name, ev.heatmap.values[index], native, caption, map_label=label,
+                       warning=warning)
+        )  # fmt: skip
     first = next(iter(explanation.values())).heatmap
     target = int(first.target[index])
     fig = heatmap_panel(
@@ -244,7 +256,8 @@ def explanation_picture(explanation: Any, index: int = 0) -> Image.Image:
         title=f"image {index}: why class {target}?",
         subtitle=["red: evidence for the class, blue: against; each map on its own range",
                   "under each column: deletion AUC (lower is better) and insertion AUC (higher "
-                  "is better) beside the random order's"],
+                  "is better) beside the random order's; red frame: the map does not beat it"],
+        caption_labels=PANEL_CAPTIONS,
     )  # fmt: skip
     return figure_to_image(fig)
 

@@ -56,6 +56,17 @@ class PanelEntry:
     warning: str | None = None
 
 
+PANEL_CAPTIONS = ("deletion AUC\nlower is better", "insertion AUC\nhigher is better")
+
+
+def faithfulness_warning(d: float, i: float, r_del: float, r_ins: float) -> str | None:
+    """Words for the picture when a map fails its own check (does not beat the random order)."""
+    fails = (["deletion"] if d >= r_del else []) + (["insertion"] if i <= r_ins else [])
+    if not fails:
+        return None
+    return "not faithful: no better than random on " + " and ".join(fails)
+
+
 def map_label(options: dict[str, Any]) -> str:
     """What a heatmap with these options shows: its positive part (CAM ReLU) or the signed map."""
     return "positive part (ReLU)" if options.get("relu") else "signed"
