@@ -8,6 +8,7 @@
 """
 
 from .data import Dataset, load_dataset
+from .distributed import Executor, InProcess, RayExecutor, executor_from_spec
 from .errors import ConvlensError
 from .lens import InputSpec, LayerInfo, Lens
 from .models import build_model, load
@@ -27,12 +28,15 @@ __all__ = [
     "ConvlensError",
     "Dataset",
     "ExamplesResult",
+    "Executor",
     "Faithfulness",
     "Heatmap",
+    "InProcess",
     "InputSpec",
     "LayerInfo",
     "Lens",
     "Prototypes",
+    "RayExecutor",
     "RenderResult",
     "SanityResult",
     "TopK",
@@ -43,6 +47,7 @@ __all__ = [
     "build_model",
     "dataset_maxima",
     "examples",
+    "executor_from_spec",
     "explain",
     "faithfulness",
     "kernels",

@@ -38,6 +38,8 @@ class Executor:
     workers = 1
     remote = False  # chunks run in other processes (arguments and results travel)
     store: ChunkStore | None = None
+    show_progress: bool | None = None  # overrides a call's ``progress`` (the atlas sets it)
+    bar_position: int | None = None  # tqdm line, below the atlas's own bars
 
     def render(self, lens: Any, units: Any, **options: Any) -> Any:
         """:func:`convlens.render` in fixed unit chunks on this executor (see ``jobs.render``)."""
@@ -71,22 +73,25 @@ class Executor:
         """
         n = len(args)
         weights = list(sizes) if sizes is not None else [1] * n
-        keys = [self.store.key(key, fn, a) for a in args] if self.store and key else None
+        store = self.store if key else None
+        keys = [store.key(key, fn, a) for a in args] if store is not None else None
         results: list[Any] = [None] * n
         todo, done_before = [], 0
         for i in range(n):
-            if keys is not None and self.store is not None and self.store.has(keys[i]):
-                results[i] = self.store.load(keys[i])
+            if keys is not None and store is not None and store.has(keys[i]):
+                results[i] = store.load(keys[i])
                 done_before += weights[i]
             else:
                 todo.append(i)
-        bar = tqdm(total=sum(weights), initial=done_before, desc=desc, unit=unit,
-                   disable=not progress, leave=False, dynamic_ncols=True)  # fmt: skip
+        show = progress if self.show_progress is None else self.show_progress
+        bar = tqdm(total=sum(weights), initial=done_before, desc=f"    {desc}", unit=unit,
+                   disable=not show, leave=False, dynamic_ncols=True,
+                   position=self.bar_position)  # fmt: skip
         try:
             for i, result in self._run(fn, shared, [(i, args[i]) for i in todo]):
                 results[i] = result
-                if keys is not None and self.store is not None:
-                    self.store.save(keys[i], result)
+                if keys is not None and store is not None:
+                    store.save(keys[i], result)
                 bar.update(weights[i])
         finally:
             bar.close()
@@ -97,10 +102,17 @@ class Executor:
     ) -> Iterator[tuple[int, R]]:
         raise NotImplementedError
 
-    def with_store(self, store: ChunkStore | None) -> Executor:
-        """The same executor (same cluster connection) saving finished chunks in ``store``."""
+    def with_store(
+        self,
+        store: ChunkStore | None,
+        *,
+        progress: bool | None = None,
+        position: int | None = None,
+    ) -> Executor:
+        """The same executor (same cluster connection) saving finished chunks in ``store``;
+        ``progress``/``position`` fix whether and where its chunk bar shows."""
         other = copy.copy(self)
-        other.store = store
+        other.store, other.show_progress, other.bar_position = store, progress, position
         return other
 
     def close(self) -> None:
@@ -185,7 +197,7 @@ class RayExecutor(Executor):
             self.name = address
         cpus = ray.cluster_resources().get("CPU", 1)
         self.workers = max(1, int(cpus // max(cpus_per_task, 1e-9)))
-        self._remote = ray.remote(_ray_task)
+        self._remote = ray.remote(convlens_chunk)
 
     def _ref(self, obj: Any) -> Any:
         """``obj`` in Ray's object store, put once per object (the Lens: once per build)."""
@@ -213,7 +225,7 @@ class RayExecutor(Executor):
             retry_exceptions=False,
         )
         # The refs travel inside a list so Ray hands the task the refs, not a fresh copy of the
-        # Lens each time: the worker fetches each once and keeps it (see _ray_task).
+        # Lens each time: the worker fetches each once and keeps it (see convlens_chunk).
         boxed, gpu, whole = refs, self.gpus_per_task > 0, isinstance(shared, tuple)
         pending = {task.remote(fn, boxed, whole, arg, threads, gpu): i for i, arg in indexed}
         try:
@@ -259,7 +271,7 @@ def _died(ray: Any) -> tuple[type[BaseException], ...]:
 _WORKER_CACHE: dict[str, Any] = {}
 
 
-def _ray_task(fn: Callable[[Any, Any], Any], boxed: list[Any], whole: bool, arg: Any,
+def convlens_chunk(fn: Callable[[Any, Any], Any], boxed: list[Any], whole: bool, arg: Any,
               threads: int, gpu: bool) -> Any:  # fmt: skip
     """Run one chunk on a Ray worker, the shared inputs fetched once per worker process."""
     parts = [_fetch(ref, gpu) for ref in boxed]
