@@ -132,6 +132,17 @@ def test_a_subset_is_not_mistaken_for_its_source_and_bad_shards_say_why(tmp_path
         load_dataset(f"shards:{tmp_path / 'train'}")
 
 
+def test_pixels_have_standard_strides_so_every_path_convolves_alike(tiny_lens) -> None:
+    from convlens.data.transforms import uint8_to_float
+
+    odd = np.zeros((5, 28, 28), np.uint8)[:, None]  # numpy: a stride-0 channel axis
+    assert uint8_to_float(odd).stride() == (784, 784, 28, 1)
+    x = torch.rand(300, 1, 28, 28)
+    ambiguous = x.as_strided(x.shape, (784, 1, 28, 1))  # reads as channels-last to torch
+    units = resolve_units(tiny_lens, "conv2d_2:*")
+    same_table(mine(tiny_lens, units, ambiguous, batch_size=100), mine(tiny_lens, units, x))
+
+
 # --- in-process chunks -----------------------------------------------------------------------
 def test_shards_are_whole_batches_and_sharded_mining_equals_one_pass(tiny_lens, digits) -> None:
     starts = [a for a, _ in shard_ranges(1000, 64, 2)]
@@ -273,7 +284,9 @@ def _finish(thread: threading.Thread, out: dict):
     return out["result"]
 
 
-def test_ray_mining_reads_its_own_shards_and_equals_in_process(cluster, tiny_lens, digits):
+def test_ray_mining_reads_its_own_shards_and_equals_in_process(
+    cluster, tiny_lens, digits, tmp_path_factory: pytest.TempPathFactory
+):
     units = "conv2d_1:*,conv2d_2:3@5,5,dense_1:0-9,class:*"
     local = cl.examples(tiny_lens, units, digits, k=4, batch_size=50, progress=False,
                         executor=InProcess())  # fmt: skip
@@ -281,6 +294,13 @@ def test_ray_mining_reads_its_own_shards_and_equals_in_process(cluster, tiny_len
                                                   progress=False, executor=cluster)))  # fmt: skip
     same_table(ours.topk, local.topk)
     assert ours.to_dict() == local.to_dict()
+    idx = tmp_path_factory.mktemp("formats")
+    spec = _formats(idx)[0][0]  # IDX files (numpy gives their channel axis odd strides)
+    data = load_dataset(spec)
+    a = cl.examples(tiny_lens, units, data, k=3, batch_size=32, progress=False)
+    b = _finish(*_bounded(lambda: cl.examples(tiny_lens, units, data, k=3, batch_size=32,
+                                               progress=False, executor=cluster)))  # fmt: skip
+    same_table(a.topk, b.topk)
     tensor = digits.x_val[:300]  # no files behind it: sent to the object store once
     a = cl.examples(tiny_lens, units, tensor, k=3, batch_size=40, progress=False)
     b = _finish(*_bounded(lambda: cl.examples(tiny_lens, units, tensor, k=3, batch_size=40,

@@ -93,7 +93,9 @@ def _build(
         data_spec=data if isinstance(data, str) else None,
         dataset_override=data if isinstance(data, Dataset) else None,
         progress=progress,
-        executor=(executor or InProcess()).with_store(chunks, progress=progress, position=2),
+        executor=(executor or InProcess(threads=None)).with_store(
+            chunks, progress=progress, position=2
+        ),  # in-process chunks run on the build's own thread setting
     )
     data_key = data.name if isinstance(data, Dataset) else data
     fingerprint = {

@@ -37,7 +37,7 @@ def ray_option(func: Any) -> Any:
 
 
 @contextlib.contextmanager
-def executor_for(spec: str | None, *, threads: int | None = None) -> Iterator[Executor]:
+def executor_for(spec: str | None, *, threads: int | None = 1) -> Iterator[Executor]:
     """The executor of ``--ray`` (in-process without it), shut down when the command ends."""
     executor = executor_from_spec(spec, threads=threads)
     try:

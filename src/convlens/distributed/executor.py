@@ -131,10 +131,12 @@ class Executor:
 class InProcess(Executor):
     """Every chunk in this process, one after another: the default, and the reference result.
 
-    ``threads``: torch intra-op threads while a chunk runs (None keeps torch's setting).
+    ``threads``: torch intra-op threads while a chunk runs; 1 by default, as on a Ray worker of
+    one CPU, because CPU kernels (matrix products) may split sums by thread count, and the
+    small batches of a render run fastest on one thread anyway. None keeps torch's setting.
     """
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = 1) -> None:
         self.threads = threads
 
     def _run(
@@ -335,10 +337,11 @@ def check_spec(spec: str) -> str:
     raise ConvlensError(f"--ray {spec!r} is not a Ray address; use {SPEC_FORMS} (N >= 1)")
 
 
-def executor_from_spec(spec: str | None, *, threads: int | None = None) -> Executor:
+def executor_from_spec(spec: str | None, *, threads: int | None = 1) -> Executor:
     """``None`` -> :class:`InProcess`; ``auto`` / ``ray://HOST:PORT`` / ``local:N`` -> Ray.
 
-    ``threads`` applies to the in-process executor (torch threads while a chunk runs).
+    ``threads`` applies to the in-process executor (torch threads while a chunk runs; 1 matches
+    Ray's one-CPU tasks, so results agree bit for bit).
     """
     if spec is None:
         return InProcess(threads)

@@ -312,7 +312,11 @@ def mine(
     lens.model.eval()
     try:
         for start in _batches(len(images), batch_size, progress, "mining"):
-            x = images[start : start + batch_size].to(device, torch.float32)
+            # Standard strides: a channels-last-looking batch would be convolved in another
+            # summation order, and a shard read elsewhere must give the very same floats.
+            x = images[start : start + batch_size].to(
+                device, torch.float32, memory_format=torch.contiguous_format
+            )
             values, rows, cols = _batch_scores(lens, groups, x, len(chosen), not bottom)
             idx = torch.arange(start, start + len(x), device=device) + index_offset
             table.update(values, idx, rows, cols)
