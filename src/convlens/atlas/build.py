@@ -18,6 +18,7 @@ import torch
 
 from .. import __version__
 from ..data import Dataset
+from ..distributed import ChunkStore, Executor, InProcess
 from ..errors import UnknownNameError, did_you_mean
 from ..fileio import write_json
 from ..lens import Lens
@@ -26,7 +27,7 @@ from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
 from .stages import STAGE_ORDER, Task, stage_tasks
-from .state import AtlasState, now, weights_digest
+from .state import CHUNKS, AtlasState, now, weights_digest
 
 
 def build_atlas(
@@ -40,6 +41,7 @@ def build_atlas(
     progress: bool = True,
     options: AtlasOptions | None = None,
     threads: int | None = 1,
+    executor: Executor | None = None,
 ) -> Path:
     """Write the atlas of ``lens`` to folder ``out``; return the path of its ``index.html``.
 
@@ -50,10 +52,13 @@ def build_atlas(
     are when resuming, absent otherwise). ``progress``: one overall bar plus a bar per stage.
     ``threads``: torch intra-op threads during the build (restored after). The atlas runs many
     small batches, which are fastest on one thread, and on a busy machine two spinning OpenMP
-    threads made renders 10-40x slower; ``None`` keeps torch's setting.
+    threads made renders 10-40x slower; ``None`` keeps torch's setting. ``executor``: where
+    the render chunks and mining shards run (default in this process; a
+    :class:`~convlens.distributed.RayExecutor` gives the same atlas). Finished chunks are kept
+    in ``out/.chunks`` until their task is recorded, so a resumed build skips them too.
     """
     with _torch_threads(threads):
-        return _build(lens, Path(out), data, quick, resume, stages, progress, options)
+        return _build(lens, Path(out), data, quick, resume, stages, progress, options, executor)
 
 
 @contextlib.contextmanager
@@ -76,9 +81,11 @@ def _build(
     stages: Sequence[str] | None,
     progress: bool,
     options: AtlasOptions | None,
+    executor: Executor | None,
 ) -> Path:
     opts = options or AtlasOptions.preset(quick)
     selected = _select_stages(stages)
+    chunks = ChunkStore(out / CHUNKS)
     ctx = BuildContext(
         lens=lens,
         out=out,
@@ -86,6 +93,9 @@ def _build(
         data_spec=data if isinstance(data, str) else None,
         dataset_override=data if isinstance(data, Dataset) else None,
         progress=progress,
+        executor=(executor or InProcess(threads=None)).with_store(
+            chunks, progress=progress, position=2
+        ),  # in-process chunks run on the build's own thread setting
     )
     data_key = data.name if isinstance(data, Dataset) else data
     fingerprint = {
@@ -122,6 +132,7 @@ def _build(
                 ctx.bar = None
             publish()
             dirty = False
+        chunks.clear()  # every task is recorded: its chunks are no longer needed
     finally:
         overall.close()
         if dirty:  # interrupted mid-stage: show what finished

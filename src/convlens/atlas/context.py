@@ -37,6 +37,7 @@ class BuildContext:
     data_spec: str | None = None
     dataset_override: Dataset | None = None
     progress: bool = True
+    executor: Any = None  # where render chunks and mining shards run (convlens.distributed)
     bar: Any = None  # the current stage's tqdm bar (or None)
     _snapshots: dict[int, Lens] = field(default_factory=dict, repr=False)
 

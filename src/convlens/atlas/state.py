@@ -21,8 +21,9 @@ from .manifest import MANIFEST
 
 STATE = "atlas-state.json"
 STATE_SCHEMA = "convlens-atlas-state"
+CHUNKS = ".chunks"  # finished render chunks / mining shards of unfinished tasks (distributed)
 # What a fresh build may delete in an existing atlas folder (nothing else is touched).
-OWNED = ("img", "units", "assets", MANIFEST, STATE, "SCHEMA.md")
+OWNED = ("img", "units", "assets", MANIFEST, STATE, "SCHEMA.md", CHUNKS)
 OWNED_GLOBS = ("*.html",)
 
 

@@ -10,6 +10,7 @@ import click
 from ..atlas import STAGE_ORDER, build_atlas, load_manifest
 from ..lens import Lens
 from .app import cli, lens_argument
+from .executor import executor_for, ray_option
 
 
 @cli.command("atlas")
@@ -40,6 +41,7 @@ from .app import cli, lens_argument
     type=click.IntRange(0),
     help="Torch threads during the build (0: torch's default). Small batches run fastest on one.",
 )
+@ray_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def atlas_command(
     lens: Lens,
@@ -49,6 +51,7 @@ def atlas_command(
     data: str | None,
     stages: str | None,
     threads: int,
+    ray_spec: str | None,
     quiet: bool,
 ) -> None:
     """Build the atlas of a model: an HTML report that opens from disk, no server needed.
@@ -58,13 +61,17 @@ def atlas_command(
     (unit statistics, dead units, feature maps), render (channel and neuron images), examples
     (top real images and their receptive-field crops), classes (prototypes, verdicts, heatmaps
     with deletion/insertion), evolution (the same units after each epoch, from snapshots).
-    Ctrl-C leaves a consistent folder; run again with --resume to finish it.
+    Ctrl-C leaves a consistent folder; run again with --resume to finish it. With --ray, the
+    renders (in chunks of units) and the mining (in shards of the dataset) run on Ray workers;
+    the atlas is the same.
     """
     chosen = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
     start = time.perf_counter()
     try:
-        index = build_atlas(lens, out, data=data, quick=quick, resume=resume, stages=chosen,
-                            progress=not quiet, threads=threads or None)  # fmt: skip
+        with executor_for(ray_spec) as executor:
+            index = build_atlas(lens, out, data=data, quick=quick, resume=resume, stages=chosen,
+                                progress=not quiet, threads=threads or None,
+                                executor=executor)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished parts are kept; continue with "
                    f"'convlens atlas ... --out {out} --resume'", err=True)  # fmt: skip

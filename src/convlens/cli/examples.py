@@ -16,6 +16,7 @@ from ..lens import Lens
 from ..units import Unit, resolve_units
 from ..viz.examples import SPLITS, examples
 from .app import cli, echo_written, lens_argument, quiet_option
+from .executor import executor_for, ray_option
 
 
 @cli.command("examples")
@@ -58,6 +59,7 @@ from .app import cli, echo_written, lens_argument, quiet_option
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @quiet_option
+@ray_option
 def examples_command(
     lens: Lens,
     unit_spec: str | None,
@@ -69,6 +71,7 @@ def examples_command(
     grid_show: str,
     out: Path,
     quiet: bool,
+    ray_spec: str | None,
 ) -> None:
     """Find the top-k real images of each unit in one pass over a dataset.
 
@@ -82,8 +85,9 @@ def examples_command(
         raise DataError("this model has no conv layers; pass --units (e.g. 'dense_1:*')")
     units = resolve_units(lens, spec)  # bad units fail fast, before the dataset loads
     dataset = dataset_for(lens, data)
-    result = examples(lens, units, dataset, k=k, bottom=bottom, split=split,  # type: ignore[arg-type]
-                      batch_size=batch_size, progress=not quiet)  # fmt: skip
+    with executor_for(ray_spec) as executor:
+        result = examples(lens, units, dataset, k=k, bottom=bottom, split=split,  # type: ignore[arg-type]
+                          batch_size=batch_size, progress=not quiet, executor=executor)  # fmt: skip
     click.echo(
         f"mined {len(result)} units over {result.num_images} {dataset.name} {result.split} "
         f"images ({'bottom' if bottom else 'top'}-{k})"

@@ -14,6 +14,7 @@ from ..lens import Lens
 from ..viz.prototypes import Prototypes, prototypes
 from ..viz.render import PRESETS, RenderResult, render
 from .app import cli, echo_written, lens_argument, quiet_option
+from .executor import executor_for, ray_option
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
 
@@ -83,6 +84,7 @@ def _options(func):
     "'conv2d_3:12@7,7' (a neuron) or 'conv2d_3:12@center'.",
 )
 @_options
+@ray_option
 def render_command(
     lens: Lens,
     unit_spec: str,
@@ -95,6 +97,7 @@ def render_command(
     data: str | None,
     out: Path,
     quiet: bool,
+    ray_spec: str | None,
 ) -> None:
     """Show what units want to see: optimize an input for each, all in one batched run.
 
@@ -104,18 +107,20 @@ def render_command(
     are labelled so. Writes per layer a grid PNG, the raw images (.npy, pixel space) and
     render.json with one record per unit.
     """
-    result = render(
-        lens,
-        unit_spec,
-        preset=preset,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        diversity=diversity,
-        param=param,
-        data=data,
-        progress=not quiet,
-    )
+    with executor_for(ray_spec) as executor:
+        result = render(
+            lens,
+            unit_spec,
+            preset=preset,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            diversity=diversity,
+            param=param,
+            data=data,
+            progress=not quiet,
+            executor=executor,
+        )
     written = write_render(lens, result, out)
     for line in summary_lines(result):
         click.echo(line)

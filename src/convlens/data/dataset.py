@@ -115,19 +115,14 @@ def build_dataset(
 ) -> Dataset:
     """Split (if needed), subset train to ``limit``, scale to [0, 1] and resize to ``size``."""
     _check_raw(raw)
-    if raw.x_val is None or raw.y_val is None:
-        train_idx, val_idx = stratified_split(raw.y, VAL_FRACTION, split_seed)
-        if val_idx.size == 0:
-            raise DataError(
-                f"{raw.name}: no class has 2 or more images, so nothing can be held out for "
-                "validation; add images"
-            )
-        x_tr, y_tr, x_va, y_va = raw.x, raw.y, raw.x, raw.y
-    else:
-        train_idx, val_idx = np.arange(len(raw.y)), np.arange(len(raw.y_val))
+    official = raw.x_val is not None and raw.y_val is not None
+    train_idx, val_idx = split_indices(
+        raw.y, raw.y_val if official else None, split_seed=split_seed, limit=limit, name=raw.name
+    )
+    if official:
         x_tr, y_tr, x_va, y_va = raw.x, raw.y, raw.x_val, raw.y_val
-    if limit is not None:
-        train_idx = train_idx[stratified_subset(y_tr[train_idx], limit, split_seed)]
+    else:
+        x_tr, y_tr, x_va, y_va = raw.x, raw.y, raw.x, raw.y
     return Dataset(
         name=raw.name,
         x_train=_to_tensor(x_tr, train_idx, size),
@@ -137,6 +132,29 @@ def build_dataset(
         class_names=raw.class_names,
         split_seed=split_seed,
     )
+
+
+def split_indices(
+    y: np.ndarray, y_val: np.ndarray | None, *, split_seed: int, limit: int | None, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) record indices: train into the source's images, val into its official test
+    images (``y_val`` given) or into the same images (a seeded stratified share held out).
+
+    The one definition of a split, so a worker that reads a shard of a split straight from the
+    files (:mod:`convlens.data.source`) picks exactly the images :func:`build_dataset` would.
+    """
+    if y_val is None:
+        train_idx, val_idx = stratified_split(y, VAL_FRACTION, split_seed)
+        if val_idx.size == 0:
+            raise DataError(
+                f"{name}: no class has 2 or more images, so nothing can be held out for "
+                "validation; add images"
+            )
+    else:
+        train_idx, val_idx = np.arange(len(y)), np.arange(len(y_val))
+    if limit is not None:
+        train_idx = train_idx[stratified_subset(y[train_idx], limit, split_seed)]
+    return train_idx, val_idx
 
 
 def _to_tensor(x: np.ndarray, idx: np.ndarray, size: int | None) -> torch.Tensor:

@@ -11,10 +11,15 @@ _RESIZE_CHUNK = 4096
 
 
 def uint8_to_float(x: np.ndarray) -> torch.Tensor:
-    """uint8 array -> float32 tensor in [0, 1] (same shape, contiguous)."""
+    """uint8 array -> float32 tensor in [0, 1] (same shape, contiguous with standard strides).
+
+    Standard strides even on size-1 axes: numpy may give a 1-channel axis stride 1, which torch
+    reads as channels-last, and its convolutions then sum in another order, so the same pixels
+    would give other floats than the same images read another way (a shard from the files).
+    """
     if not (x.flags.c_contiguous and x.flags.writeable):  # torch warns on read-only buffers
         x = np.array(x, order="C")
-    return torch.from_numpy(x).to(torch.float32).div_(255.0)
+    return torch.from_numpy(x).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
 
 def resize_batch(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -3,8 +3,9 @@
 One streaming, no-grad pass over the images feeds every requested unit at once into a
 :class:`TopK`, a per-unit best-k table that is *mergeable*: mining two disjoint shards and
 merging gives exactly the table of one pass over both (ties go to the lower image index), so
-the same code can later run sharded. :func:`examples` then cuts out, for each unit, its k
-images and the receptive-field crops around the neuron that fired.
+the same code runs sharded (``executor=``, :mod:`convlens.distributed`). :func:`examples`
+then cuts out, for each unit, its k images and the receptive-field crops around the neuron
+that fired.
 
 Scores: a channel unit scores an image by the spatial max of its map (the argmax is kept), a
 neuron unit by its value, a dense unit by its value, a class unit by its pre-softmax logit.
@@ -311,7 +312,11 @@ def mine(
     lens.model.eval()
     try:
         for start in _batches(len(images), batch_size, progress, "mining"):
-            x = images[start : start + batch_size].to(device, torch.float32)
+            # Standard strides: a channels-last-looking batch would be convolved in another
+            # summation order, and a shard read elsewhere must give the very same floats.
+            x = images[start : start + batch_size].to(
+                device, torch.float32, memory_format=torch.contiguous_format
+            )
             values, rows, cols = _batch_scores(lens, groups, x, len(chosen), not bottom)
             idx = torch.arange(start, start + len(x), device=device) + index_offset
             table.update(values, idx, rows, cols)
@@ -541,6 +546,7 @@ def examples(
     split: Split = "val",
     batch_size: int = 256,
     progress: bool | None = None,
+    executor: Any = None,
 ) -> ExamplesResult:
     """The k real images that excite each unit most, found in one streaming pass.
 
@@ -550,6 +556,8 @@ def examples(
     ``bottom=True`` ranks by the most negative pre-activation instead. For each unit the result
     holds the k values, image indices, max locations, the images and the receptive-field crops
     of the neuron that fired (padded with the background value where the field leaves the image).
+    ``executor`` (a :class:`convlens.distributed.Executor`): mine in shards of whole batches,
+    in this process or on Ray workers that read their own shard; the table is the same.
     """
     if k < 1:
         raise DataError(f"k must be at least 1, got {k}")
@@ -558,8 +566,14 @@ def examples(
         dataset = dataset_for(lens, dataset)
     images, labels, split_name, source, train_size, names = _split_images(dataset, split)
     images = check_images(lens, images)
-    table = mine(lens, chosen, images, k=k, bottom=bottom, batch_size=batch_size,
-                 progress=progress)  # fmt: skip
+    if executor is None:
+        table = mine(lens, chosen, images, k=k, bottom=bottom, batch_size=batch_size,
+                     progress=progress)  # fmt: skip
+    else:
+        table = executor.mine(
+            lens, chosen, images, dataset=dataset if isinstance(dataset, Dataset) else None,
+            split=split_name, k=k, bottom=bottom, batch_size=batch_size, progress=progress,
+        )  # fmt: skip
     return build_result(
         lens, chosen, table, images, labels=labels, split=split_name, source=source,
         train_size=train_size, class_names=names or lens.class_names,

@@ -29,6 +29,7 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
         split="val",
         batch_size=ctx.options.batch_size,
         progress=False,
+        executor=ctx.executor,
     )
     vr = tuple(ctx.lens.spec.value_range)
     images, crops, spatial = [], [], False

@@ -47,6 +47,7 @@ def _render(ctx: BuildContext, lens: Lens, units: list[Unit]) -> Any:
         seed=ctx.options.seed,
         data=ctx.dataset,
         progress=False,
+        executor=ctx.executor,
     )
 
 

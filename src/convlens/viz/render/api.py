@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -64,6 +65,7 @@ def render(
     data: str | Dataset | None = None,
     restarts: int | None = None,
     progress: bool | None = None,
+    executor: Any = None,
     **overrides: object,
 ) -> RenderResult:
     """Render ``units`` (a unit string such as ``"conv2d_3:*,class:*"``, Units or Objectives).
@@ -74,8 +76,16 @@ def render(
     ``diversity``: images per unit, pushed apart by a diversity term. ``data``: the dataset
     whose validation images set the verification bar (default: the checkpoint's own).
     ``restarts``: fresh starts for units that end below the real-data bar (default: the
-    preset's). ``seed`` makes the run reproducible.
+    preset's). ``seed`` makes the run reproducible. ``executor`` (a
+    :class:`convlens.distributed.Executor`): render in fixed chunks of units, in this process or
+    on Ray workers, with the same result everywhere (``data`` may then be precomputed Maxima).
     """
+    if executor is not None:
+        return executor.render(
+            lens, units, preset=preset, steps=steps, batch_size=batch_size, seed=seed,
+            diversity=diversity, param=param, data=data, restarts=restarts, progress=progress,
+            **overrides,
+        )  # fmt: skip
     start = time.perf_counter()
     if diversity < 1:
         raise ConvlensError(f"diversity must be at least 1, got {diversity}")
@@ -308,10 +318,12 @@ def _targets(lens: Lens, units: Target | Sequence[Target]) -> list[Unit | Object
 
 
 def _maxima(
-    lens: Lens, targets: list[Unit | Objective], data: str | Dataset | None
+    lens: Lens, targets: list[Unit | Objective], data: str | Dataset | Maxima | None
 ) -> Maxima | None:
     if not any(isinstance(t, Unit) for t in targets):
         return None
+    if isinstance(data, Maxima):  # computed once by the caller (a chunk of a scaled-out job)
+        return data
     try:
         return dataset_maxima(lens, None, data)
     except DataError:
