@@ -265,11 +265,16 @@ class LiveApp:
             engine.check(infer.method, infer.target, infer.layer)
             x = decode_pixels(infer, payload, served.lens.spec.shape, served.lens.spec.value_range)
             focus: Unit | None = None
+            focus_error = None
             text = (infer.focus or {}).get(key)
             if text:
-                focus = engine.unit(text)
-            jobs.append((served, Request(x=x, method=infer.method, target=infer.target,
-                                         layer=infer.layer, focus=focus)))  # fmt: skip
+                try:
+                    focus = engine.unit(text)
+                except ConvlensError as error:  # a stale unit must not stop the updates
+                    focus_error = {"unit": text, "error": str(error)}
+            request = Request(x=x, method=infer.method, target=infer.target, layer=infer.layer,
+                              focus=focus, focus_error=focus_error)  # fmt: skip
+            jobs.append((served, request))
         return jobs, infer
 
     async def _answer(

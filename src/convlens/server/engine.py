@@ -40,6 +40,7 @@ class Request:
     target: int | None = None  # None: the predicted class
     layer: str | None = None  # CAM layer (None: the method's default, the last conv layer)
     focus: Unit | None = None
+    focus_error: dict[str, str] | None = None  # a focus that did not resolve, said back
 
 
 @dataclass
@@ -191,6 +192,8 @@ class Engine:
             )
             if r.focus is not None:
                 result.focus = self.focus(r.focus, result)
+            elif r.focus_error is not None:
+                result.focus = r.focus_error
             results.append(result)
         return results
 
