@@ -16,17 +16,23 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from convlens.server.protocol import frame, read_array, unpack  # noqa: E402
+from convlens.server.protocol import frame, read_array, unpack
 
 BASE = "http://127.0.0.1"
 WS = "ws://127.0.0.1/ws"
 
 
 def infer(**fields) -> dict:
-    header = {"type": "infer", "id": 1, "models": ["a"], "method": "gradient", "dtype": "u8",
-              "shape": [1, 28, 28]}  # fmt: skip
+    header = {
+        "type": "infer",
+        "id": 1,
+        "models": ["a"],
+        "method": "gradient",
+        "dtype": "u8",
+        "shape": [1, 28, 28],
+    }
     header.update(fields)
     return header
 
@@ -68,12 +74,18 @@ def tiny_atlas(kaggle4_ckpt: Path, mnist_small, tmp_path_factory: pytest.TempPat
 
     out = tmp_path_factory.mktemp("serve-atlas") / "atlas"
     options = AtlasOptions.preset(
-        quick=True, max_units=2, max_dense_units=1, samples_per_class=1, prototypes=False,
-        layers=("conv2d_1",), render_steps=20,
-    )  # fmt: skip
+        quick=True,
+        max_units=2,
+        max_dense_units=1,
+        samples_per_class=1,
+        prototypes=False,
+        layers=("conv2d_1",),
+        render_steps=20,
+    )
     stages = ["overview", "kernels", "render", "examples"]
-    build_atlas(cl.load(kaggle4_ckpt), out, data=mnist_small, options=options, stages=stages,
-                progress=False)  # fmt: skip
+    build_atlas(
+        cl.load(kaggle4_ckpt), out, data=mnist_small, options=options, stages=stages, progress=False
+    )
     return out
 
 
@@ -96,7 +108,7 @@ def atlas_client(kaggle4_lens, tiny_atlas: Path):
 # --- pages and config -----------------------------------------------------------------------
 def test_page_and_static_files_are_served_from_the_package(client) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and "<canvas id=\"draw\"" in page.text
+    assert page.status_code == 200 and '<canvas id="draw"' in page.text
     for name in ("app.js", "app.css"):
         assert client.get(f"/static/{name}").status_code == 200
     # nothing in the page comes from elsewhere (works offline)
@@ -310,7 +322,12 @@ def test_an_update_carries_prediction_activations_and_heatmap(client, kaggle4_le
         assert 0 <= top < bottom <= 28 and 0 <= left < right <= 28
         curves, _ = receive_until(ws, "curves")
         assert len(curves["deletion"]) == len(curves["fractions"]) == 26
-        assert set(curves["aucs"]) == {"deletion", "insertion", "random_deletion", "random_insertion"}
+        assert set(curves["aucs"]) == {
+            "deletion",
+            "insertion",
+            "random_deletion",
+            "random_insertion",
+        }
 
 
 @pytest.mark.parametrize(
@@ -319,7 +336,9 @@ def test_an_update_carries_prediction_activations_and_heatmap(client, kaggle4_le
 )
 def test_other_methods_and_a_chosen_class(client, kaggle4_lens, method, layer, native) -> None:
     with client.websocket_connect(WS) as ws:
-        ws.send_bytes(frame(infer(method=method, layer=layer, target=4), digit(kaggle4_lens).tobytes()))
+        ws.send_bytes(
+            frame(infer(method=method, layer=layer, target=4), digit(kaggle4_lens).tobytes())
+        )
         header, payload = receive_until(ws, "update")
         assert header["method"] == method and header["target"] == 4
         arrays = {a["name"]: a for a in header["arrays"]}
@@ -398,9 +417,10 @@ def test_a_newer_drawing_supersedes_a_waiting_one(client, kaggle4_lens) -> None:
 def test_cross_origin_sockets_are_refused(client) -> None:
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect), client.websocket_connect(
-        WS, headers={"origin": "http://evil.example"}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect(WS, headers={"origin": "http://evil.example"}) as ws,
+    ):
         ws.receive()
     with client.websocket_connect(WS, headers={"origin": "http://127.0.0.1:8000"}) as ws:
         ws.send_text("ping")
@@ -433,8 +453,10 @@ def test_models_with_different_inputs_are_refused(kaggle4_lens) -> None:
     from convlens.errors import ConvlensError
     from convlens.server import create_app
 
-    other = cl.Lens.from_module(cl.build_model("kaggle4", image_size=32),
-                                cl.InputSpec(1, 32, 32, class_names=tuple("0123456789")))  # fmt: skip
+    other = cl.Lens.from_module(
+        cl.build_model("kaggle4", image_size=32),
+        cl.InputSpec(1, 32, 32, class_names=tuple("0123456789")),
+    )
     with pytest.raises(ConvlensError, match="different inputs"):
         create_app([kaggle4_lens, other])
 
@@ -446,8 +468,15 @@ def test_serve_command_binds_loopback_and_serves(kaggle4_ckpt: Path) -> None:
     import time
     import urllib.request
 
-    cmd = [sys.executable, "-u", "-c", "from convlens.cli import main; main()",
-           "serve", str(kaggle4_ckpt), "--no-browser"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-u",
+        "-c",
+        "from convlens.cli import main; main()",
+        "serve",
+        str(kaggle4_ckpt),
+        "--no-browser",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -473,20 +502,47 @@ def test_serve_command_errors_are_one_line(kaggle4_ckpt: Path, tmp_path: Path, c
 
     code, _, err = run_cli(["serve", str(tmp_path / "missing"), "--no-browser"], capsys)
     assert code == 2 and err.count("\n") == 1 and "error" in err
-    code, _, err = run_cli(["serve", str(kaggle4_ckpt), "--epoch", "1", "--epoch", "2",
-                            "--epoch", "3", "--no-browser"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "serve",
+            str(kaggle4_ckpt),
+            "--epoch",
+            "1",
+            "--epoch",
+            "2",
+            "--epoch",
+            "3",
+            "--no-browser",
+        ],
+        capsys,
+    )
     assert code == 2 and "at most twice" in err
-    code, _, err = run_cli(["serve", str(kaggle4_ckpt), "--atlas", str(tmp_path), "--no-browser"], capsys)
+    code, _, err = run_cli(
+        ["serve", str(kaggle4_ckpt), "--atlas", str(tmp_path), "--no-browser"], capsys
+    )
     assert code == 2 and "holds no atlas" in err
 
 
 def test_serve_warns_off_loopback(kaggle4_ckpt: Path, capsys, monkeypatch) -> None:
-    import convlens.server as server
     from cli_helpers import run_cli
+
+    import convlens.server as server
 
     seen = {}
     monkeypatch.setattr(server, "serve", lambda lenses, **kw: seen.update(kw, n=len(lenses)))
-    code, _, err = run_cli(["serve", str(kaggle4_ckpt), "--epoch", "1", "--epoch", "3",
-                            "--host", "127.0.0.2", "--no-browser"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "serve",
+            str(kaggle4_ckpt),
+            "--epoch",
+            "1",
+            "--epoch",
+            "3",
+            "--host",
+            "127.0.0.2",
+            "--no-browser",
+        ],
+        capsys,
+    )
     assert code == 0 and "warning: serving on 127.0.0.2" in err
     assert seen["host"] == "127.0.0.2" and seen["n"] == 2 and seen["open_browser"] is False

@@ -32,22 +32,45 @@ def _epochs(ckpts: tuple[Path, ...], epochs: tuple[int, ...]) -> list[tuple[Path
 
 
 @cli.command("serve")
-@click.argument("ckpts", metavar="CKPT [CKPT_B]", nargs=-1, required=True,
-                type=click.Path(path_type=Path))  # fmt: skip
-@click.option("--atlas", "atlases", multiple=True, type=click.Path(path_type=Path),
-              help="An atlas folder of the model (give it twice for two models): unit "
-                   "details come from it with no recomputation.")  # fmt: skip
-@click.option("--data", default=None,
-              help="Dataset for validation images and examples. Default: the model's own.")  # fmt: skip
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="TCP port; 0 picks a free one.")  # fmt: skip
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on. Anything but loopback exposes the app (and your "
-                   "model) to the network, unauthenticated.")  # fmt: skip
+@click.argument(
+    "ckpts", metavar="CKPT [CKPT_B]", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--atlas",
+    "atlases",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="An atlas folder of the model (give it twice for two models): unit "
+    "details come from it with no recomputation.",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Dataset for validation images and examples. Default: the model's own.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="TCP port; 0 picks a free one.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on. Anything but loopback exposes the app (and your "
+    "model) to the network, unauthenticated.",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
-@click.option("--epoch", "epochs", type=click.IntRange(1), multiple=True,
-              help="Use the weights kept after this epoch; twice with one CKPT shows the two "
-                   "epochs side by side (e.g. --epoch 1 --epoch 8).")  # fmt: skip
+@click.option(
+    "--epoch",
+    "epochs",
+    type=click.IntRange(1),
+    multiple=True,
+    help="Use the weights kept after this epoch; twice with one CKPT shows the two "
+    "epochs side by side (e.g. --epoch 1 --epoch 8).",
+)
 def serve_command(
     ckpts: tuple[Path, ...],
     atlases: tuple[Path, ...],
@@ -75,8 +98,12 @@ def serve_command(
 
     pairs = _epochs(ckpts, epochs)
     if len(atlases) > len(pairs):
-        raise ConvlensError(f"{len(atlases)} --atlas folders for {len(pairs)} model(s); give one per model")
-    options = {k: v for k, v in load_options.items() if k in LOAD_OPTIONS and v not in (None, False)}
+        raise ConvlensError(
+            f"{len(atlases)} --atlas folders for {len(pairs)} model(s); give one per model"
+        )
+    options = {
+        k: v for k, v in load_options.items() if k in LOAD_OPTIONS and v not in (None, False)
+    }
     lenses = [load(path, epoch=epoch, **options) for path, epoch in pairs]
     if host not in LOOPBACK:
         click.echo(
@@ -84,8 +111,15 @@ def serve_command(
             "run your model; nothing is authenticated",
             err=True,
         )
-    serve(lenses, atlases=list(atlases), data=data, host=host, port=port,
-          open_browser=not no_browser, echo=click.echo)  # fmt: skip
+    serve(
+        lenses,
+        atlases=list(atlases),
+        data=data,
+        host=host,
+        port=port,
+        open_browser=not no_browser,
+        echo=click.echo,
+    )
 
 
 for _option in LOAD_OPTION_DECORATORS:

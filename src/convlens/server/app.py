@@ -2,7 +2,8 @@
 
 Routes: ``/`` the page; ``/static/*`` its CSS/JS (from the package); ``/api/config`` the models
 and their layer tables; ``/api/sample`` a validation image; ``/api/upload`` an image file to
-convert; ``/api/unit``, ``/api/render``, ``/api/class`` the details of a unit or class;
+convert; ``/api/stats`` counters; ``/api/unit``, ``/api/render``, ``/api/class`` the details
+of a unit or class;
 ``/atlas/{model}/{file}`` the atlas pictures (only files its manifest lists); ``/ws`` the live
 updates (see :mod:`.protocol`). Every error a client can cause is a one-line JSON
 ``{"error": ...}`` (or an ``error`` message on the socket) and the server carries on.
@@ -19,6 +20,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,9 +46,9 @@ from ..images.colors import DIVERGING, SEQUENTIAL, get_cmap
 from ..lens import Lens
 from ..units import Unit
 from .atlas_source import AtlasSource
-from .details import Details
+from .details import Details, private_copy
 from .engine import Engine, Request, available_methods, update_blobs
-from .protocol import ProtocolError, pack, parse_infer, decode_pixels, to_u8, unpack
+from .protocol import decode_pixels, pack, parse_infer, to_u8, unpack
 from .uploads import MAX_BYTES, MAX_PIXELS, UploadError, convert_upload
 from .worker import ModelWorker, single_threaded
 
@@ -135,8 +137,12 @@ class LiveApp:
             raise ConvlensError(f"the app shows at most {len(MODEL_KEYS)} models side by side")
         shapes = {lens.spec.shape for lens in lenses}
         if len(shapes) > 1:
-            listed = " vs ".join("x".join(map(str, s)) for s in [lens.spec.shape for lens in lenses])
-            raise ConvlensError(f"the models take different inputs ({listed}); side by side needs one input size")
+            listed = " vs ".join(
+                "x".join(map(str, s)) for s in [lens.spec.shape for lens in lenses]
+            )
+            raise ConvlensError(
+                f"the models take different inputs ({listed}); side by side needs one input size"
+            )
         self.models: dict[str, ServedModel] = {}
         for i, lens in enumerate(lenses):
             key = MODEL_KEYS[i]
@@ -144,7 +150,9 @@ class LiveApp:
             atlas = AtlasSource(folder, f"/atlas/{key}") if folder else None
             if atlas is not None:
                 atlas.check(lens)
-            engine = Engine(lens, seed=seed)
+            # The engine reads its own copy of the model: hooks live on modules, so a notebook
+            # using the same Lens while the server computes would otherwise see the server's.
+            engine = Engine(private_copy(lens), seed=seed)
             served = ServedModel(
                 key=key,
                 lens=lens,
@@ -166,7 +174,9 @@ class LiveApp:
         if key is None and len(self.models) == 1:
             return next(iter(self.models.values()))
         if key not in self.models:
-            raise ConvlensError(f"unknown model {key!r}; this server shows {', '.join(self.models)}")
+            raise ConvlensError(
+                f"unknown model {key!r}; this server shows {', '.join(self.models)}"
+            )
         return self.models[key]
 
     async def in_thread(self, served: ServedModel, fn: Any, *args: Any) -> Any:
@@ -179,6 +189,21 @@ class LiveApp:
         finally:
             served.detail_jobs -= 1
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for monitoring and the benchmark: requests, batches, what waits now."""
+        return {
+            "connections": self.connections,
+            "models": {
+                k: {
+                    "requests": m.worker.requests,
+                    "batches": m.worker.batches,
+                    "waiting": m.worker.waiting,
+                    "detail_jobs": m.detail_jobs,
+                }
+                for k, m in self.models.items()
+            },
+        }
+
     def config(self) -> dict[str, Any]:
         models = []
         for m in self.models.values():
@@ -188,9 +213,15 @@ class LiveApp:
                 {
                     "key": m.key,
                     "label": m.label,
-                    "input": {"channels": spec.channels, "height": spec.height, "width": spec.width,
-                              "value_range": list(spec.value_range), "describe": spec.describe()},  # fmt: skip
-                    "class_names": list(lens.class_names) or [str(i) for i in range(m.engine.num_classes)],
+                    "input": {
+                        "channels": spec.channels,
+                        "height": spec.height,
+                        "width": spec.width,
+                        "value_range": list(spec.value_range),
+                        "describe": spec.describe(),
+                    },
+                    "class_names": list(lens.class_names)
+                    or [str(i) for i in range(m.engine.num_classes)],
                     "layers": [info.to_dict() for info in lens.layers],
                     "conv": m.engine.conv,
                     "dense": m.engine.dense,
@@ -228,20 +259,39 @@ class LiveApp:
                     break
                 data = message.get("bytes")
                 if data is None:
-                    await self._send_json(ws, lock, {"type": "error", "id": None,
-                                                     "message": "send binary frames (see the protocol)"})  # fmt: skip
+                    await self._send_json(
+                        ws,
+                        lock,
+                        {
+                            "type": "error",
+                            "id": None,
+                            "message": "send binary frames (see the protocol)",
+                        },
+                    )
                     continue
                 header: dict[str, Any] = {}
+                received = time.perf_counter()
                 try:
                     header, payload = unpack(data)
                     jobs, infer = self._parse(header, payload)
                 except ConvlensError as error:
                     rid = header.get("id")
-                    await self._send_json(ws, lock, {"type": "error", "id": rid if isinstance(rid, int) else None,
-                                                     "message": str(error)})  # fmt: skip
+                    await self._send_json(
+                        ws,
+                        lock,
+                        {
+                            "type": "error",
+                            "id": rid if isinstance(rid, int) else None,
+                            "message": str(error),
+                        },
+                    )
                     continue
                 for served, request in jobs:
-                    task = asyncio.create_task(self._answer(ws, lock, client, served, request, infer.id, infer.faith))
+                    task = asyncio.create_task(
+                        self._answer(
+                            ws, lock, client, served, request, infer.id, infer.faith, received
+                        )
+                    )
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
         except WebSocketDisconnect:
@@ -256,7 +306,9 @@ class LiveApp:
     def _origin_hosts(self) -> set[str]:
         return {h.strip("[]") for h in self.allowed_hosts} | set(self.allowed_hosts)
 
-    def _parse(self, header: dict[str, Any], payload: memoryview) -> tuple[list[tuple[ServedModel, Request]], Any]:
+    def _parse(
+        self, header: dict[str, Any], payload: memoryview
+    ) -> tuple[list[tuple[ServedModel, Request]], Any]:
         infer = parse_infer(header)
         jobs = []
         for key in dict.fromkeys(infer.models):
@@ -272,36 +324,67 @@ class LiveApp:
                     focus = engine.unit(text)
                 except ConvlensError as error:  # a stale unit must not stop the updates
                     focus_error = {"unit": text, "error": str(error)}
-            request = Request(x=x, method=infer.method, target=infer.target, layer=infer.layer,
-                              focus=focus, focus_error=focus_error)  # fmt: skip
+            request = Request(
+                x=x,
+                method=infer.method,
+                target=infer.target,
+                layer=infer.layer,
+                focus=focus,
+                focus_error=focus_error,
+            )
             jobs.append((served, request))
         return jobs, infer
 
     async def _answer(
-        self, ws: WebSocket, lock: asyncio.Lock, client: int, served: ServedModel,
-        request: Request, rid: int, faith: bool,
-    ) -> None:  # fmt: skip
+        self,
+        ws: WebSocket,
+        lock: asyncio.Lock,
+        client: int,
+        served: ServedModel,
+        request: Request,
+        rid: int,
+        faith: bool,
+        received: float,
+    ) -> None:
         try:
             result = await served.worker.infer(client, request)
             if result is None:
                 await self._send_json(ws, lock, {"type": "skipped", "id": rid, "model": served.key})
                 return
             fields, blobs = update_blobs(result, served.lens.class_names)
+            fields["server_seconds"] = round(time.perf_counter() - received, 6)
             frame = pack({"type": "update", "id": rid, "model": served.key, **fields}, blobs)
             async with lock:
                 await ws.send_bytes(frame)
             if faith:
                 curves = await served.worker.curves(client, (request.x, result.heat, result.target))
                 if curves is not None:
-                    await self._send_json(ws, lock, {"type": "curves", "id": rid, "model": served.key,
-                                                     "method": result.method, "target": result.target,
-                                                     **curves.to_json()})  # fmt: skip
-        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+                    await self._send_json(
+                        ws,
+                        lock,
+                        {
+                            "type": "curves",
+                            "id": rid,
+                            "model": served.key,
+                            "method": result.method,
+                            "target": result.target,
+                            **curves.to_json(),
+                        },
+                    )
+        except (WebSocketDisconnect, asyncio.CancelledError):
             return  # the client went away mid-answer: nothing to tell it
-        except (ConvlensError, ValueError) as error:
+        except Exception as error:  # every request gets an answer, even an unexpected failure
             with contextlib.suppress(Exception):
-                await self._send_json(ws, lock, {"type": "error", "id": rid, "model": served.key,
-                                                 "message": str(error).splitlines()[0]})  # fmt: skip
+                await self._send_json(
+                    ws,
+                    lock,
+                    {
+                        "type": "error",
+                        "id": rid,
+                        "model": served.key,
+                        "message": str(error).splitlines()[0],
+                    },
+                )
 
     @staticmethod
     async def _send_json(ws: WebSocket, lock: asyncio.Lock, data: dict[str, Any]) -> None:
@@ -322,7 +405,9 @@ def _error(error: Exception, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": str(error).splitlines()[0]}, status_code=status)
 
 
-def _int(params: Any, name: str, default: int | None = None, lo: int = 0, hi: int = 2**31) -> int | None:
+def _int(
+    params: Any, name: str, default: int | None = None, lo: int = 0, hi: int = 2**31
+) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -343,6 +428,9 @@ def build_routes(live: LiveApp) -> list[Any]:
     async def config(_request: HttpRequest) -> Response:
         return JSONResponse(live.config())
 
+    async def stats(_request: HttpRequest) -> Response:
+        return JSONResponse(live.stats())
+
     async def sample(request: HttpRequest) -> Response:
         try:
             served = live.model(request.query_params.get("model"))
@@ -353,16 +441,24 @@ def build_routes(live: LiveApp) -> list[Any]:
                 seed = _int(request.query_params, "seed", 0, 0, 2**32 - 1)
                 index = int(np.random.default_rng(seed).integers(n))
             if index >= n:
-                raise DataError(f"index {index} is out of range: the validation split has {n} images (0-{n - 1})")
+                raise DataError(
+                    f"index {index} is out of range: the validation split has {n} images "
+                    f"(0-{n - 1})"
+                )
             x = data.x_val[index].numpy()
             label = int(data.y_val[index])
             names = list(data.class_names)
-            return JSONResponse({
-                "index": index, "count": n, "label": label,
-                "label_name": names[label] if label < len(names) else str(label),
-                "shape": list(x.shape), "pixels": to_u8(x, (0.0, 1.0)).reshape(-1).tolist(),
-                "dataset": data.name,
-            })  # fmt: skip
+            return JSONResponse(
+                {
+                    "index": index,
+                    "count": n,
+                    "label": label,
+                    "label_name": names[label] if label < len(names) else str(label),
+                    "shape": list(x.shape),
+                    "pixels": to_u8(x, (0.0, 1.0)).reshape(-1).tolist(),
+                    "dataset": data.name,
+                }
+            )
         except ConvlensError as error:
             return _error(error)
 
@@ -371,16 +467,26 @@ def build_routes(live: LiveApp) -> list[Any]:
             served = live.model(request.query_params.get("model"))
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > MAX_BYTES:
-                raise UploadError(f"the file is {int(declared) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
+                raise UploadError(
+                    f"the file is {int(declared) / 2**20:.1f} MB; "
+                    f"the limit is {MAX_BYTES // 2**20} MB"
+                )
             chunks, size = [], 0
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BYTES:
                     raise UploadError(f"the file is over the {MAX_BYTES // 2**20} MB limit")
                 chunks.append(chunk)
-            x, notes = await live.in_thread(served, convert_upload, b"".join(chunks), served.lens.spec)
-            return JSONResponse({"shape": list(x.shape), "pixels": to_u8(x, (0.0, 1.0)).reshape(-1).tolist(),
-                                 "notes": notes})  # fmt: skip
+            x, notes = await live.in_thread(
+                served, convert_upload, b"".join(chunks), served.lens.spec
+            )
+            return JSONResponse(
+                {
+                    "shape": list(x.shape),
+                    "pixels": to_u8(x, (0.0, 1.0)).reshape(-1).tolist(),
+                    "notes": notes,
+                }
+            )
         except ConvlensError as error:
             return _error(error)
 
@@ -391,9 +497,14 @@ def build_routes(live: LiveApp) -> list[Any]:
             if u.kind == "class":
                 raise ConvlensError("for a class use /api/class?class=N")
             info = served.lens.layer(u.layer)
-            out: dict[str, Any] = {"unit": str(u), "kind": u.kind, "layer": u.layer, "channel": u.channel,
-                                   "position": list(u.position) if u.position else None,
-                                   "layer_info": info.to_dict()}  # fmt: skip
+            out: dict[str, Any] = {
+                "unit": str(u),
+                "kind": u.kind,
+                "layer": u.layer,
+                "channel": u.channel,
+                "position": list(u.position) if u.position else None,
+                "layer_info": info.to_dict(),
+            }
             record = served.atlas.unit(u) if served.atlas is not None else None
             if record is not None:
                 out.update(record)
@@ -421,7 +532,10 @@ def build_routes(live: LiveApp) -> list[Any]:
             if index is None or index >= served.engine.num_classes:
                 raise ConvlensError(f"give class=N with N in 0-{served.engine.num_classes - 1}")
             names = list(served.lens.class_names)
-            out: dict[str, Any] = {"class": index, "name": names[index] if index < len(names) else str(index)}
+            out: dict[str, Any] = {
+                "class": index,
+                "name": names[index] if index < len(names) else str(index),
+            }
             proto = served.atlas.prototype(index) if served.atlas is not None else None
             if proto is None:
                 proto = await live.in_thread(served, served.details.prototype, index)
@@ -442,6 +556,7 @@ def build_routes(live: LiveApp) -> list[Any]:
     return [
         Route("/", index),
         Route("/api/config", config),
+        Route("/api/stats", stats),
         Route("/api/sample", sample),
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/unit", unit),

@@ -85,8 +85,13 @@ class AtlasSource:
         fig = self.manifest.get("figures", {}).get(fid) if fid else None
         if not fig or fig["file"] not in self.files:
             return None
-        return {"src": f"{self.url_prefix}/{fig['file']}", "box": None,
-                "w": fig["width"], "h": fig["height"], "title": fig.get("title", "")}  # fmt: skip
+        return {
+            "src": f"{self.url_prefix}/{fig['file']}",
+            "box": None,
+            "w": fig["width"],
+            "h": fig["height"],
+            "title": fig.get("title", ""),
+        }
 
     def unit(self, unit: Unit) -> dict[str, Any] | None:
         """What the atlas shows for a channel/neuron unit (None if the atlas skipped it)."""
@@ -94,7 +99,9 @@ class AtlasSource:
         if record is None:
             return None
         out: dict[str, Any] = {"source": "atlas", "stats": record.get("stats")}
-        out["kernel"] = {"picture": self.tile(record.get("kernel"))} if record.get("kernel") else None
+        out["kernel"] = (
+            {"picture": self.tile(record.get("kernel"))} if record.get("kernel") else None
+        )
         channel = record.get("channel")
         if channel:
             out["render"] = {

@@ -39,7 +39,12 @@ def png_picture(rgb: np.ndarray) -> dict[str, Any]:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"src": f"data:image/png;base64,{data}", "box": None, "w": rgb.shape[1], "h": rgb.shape[0]}
+    return {
+        "src": f"data:image/png;base64,{data}",
+        "box": None,
+        "w": rgb.shape[1],
+        "h": rgb.shape[0],
+    }
 
 
 class LRU:
@@ -91,7 +96,7 @@ class Details:
 
     # --- quick parts: kernel, examples ---------------------------------------------------------
     def unit(self, unit: Unit) -> dict[str, Any]:
-        """Kernel and top real examples of a channel/neuron/dense unit (render: see :meth:`render`)."""
+        """Kernel and top real examples of a channel, neuron or dense unit (render: see below)."""
         return self.cache.get_or(("unit", str(unit)), lambda: self._unit(unit))
 
     def _unit(self, unit: Unit) -> dict[str, Any]:
@@ -111,7 +116,9 @@ class Details:
     def _examples(self, unit: Unit) -> dict[str, Any]:
         # A channel's examples come from mining its whole layer once (one pass serves them all).
         if unit.kind == "channel":
-            mined = self.cache.get_or(("layer-examples", unit.layer), lambda: self._mine(f"{unit.layer}:*"))
+            mined = self.cache.get_or(
+                ("layer-examples", unit.layer), lambda: self._mine(f"{unit.layer}:*")
+            )
         else:
             mined = self._mine(str(unit))
         ex = mined[str(unit)]
@@ -152,7 +159,9 @@ class Details:
         image = result.crops[0] if result.crops[0] is not None else result.images[0]
         return {
             "picture": png_picture(pixels_rgb(image, vr)),
-            "placed": png_picture(pixels_rgb(result.images[0], vr)) if result.crops[0] is not None else None,
+            "placed": png_picture(pixels_rgb(result.images[0], vr))
+            if result.crops[0] is not None
+            else None,
             "r": _num(result.ratio[0]),
             "activation": _num(result.activation[0]),
             "reference": _num(result.reference[0]),

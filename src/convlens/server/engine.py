@@ -100,7 +100,9 @@ class Engine:
         self.seed = seed
         self.conv = [info.name for info in lens.conv_layers()]
         self.dense = [
-            info.name for info in lens.layers if info.kind == "dense" and info.name != lens.logits_layer
+            info.name
+            for info in lens.layers
+            if info.kind == "dense" and info.name != lens.logits_layer
         ]
         self.lock = threading.Lock()
         self._units: OrderedDict[str, Unit] = OrderedDict()
@@ -157,7 +159,10 @@ class Engine:
                     logits = lens.logits(x)
                 probs = torch.softmax(logits, dim=-1)
             predicted = logits.argmax(dim=1).tolist()
-            targets = [r.target if r.target is not None else p for r, p in zip(requests, predicted, strict=True)]
+            targets = [
+                r.target if r.target is not None else p
+                for r, p in zip(requests, predicted, strict=True)
+            ]
             heat: list[np.ndarray | None] = [None] * len(requests)
             native: list[np.ndarray | None] = [None] * len(requests)
             options: list[dict[str, Any]] = [{}] * len(requests)
@@ -165,14 +170,19 @@ class Engine:
             for i, r in enumerate(requests):
                 groups.setdefault((r.method, r.layer), []).append(i)
             for (method, layer), idx in groups.items():
-                hm = attribute(lens, x[idx], [targets[i] for i in idx], method, **self._options(method, layer))
+                hm = attribute(
+                    lens, x[idx], [targets[i] for i in idx], method, **self._options(method, layer)
+                )
                 shown = {k: v for k, v in hm.options.items() if k != "batch_size"}
                 for k, i in enumerate(idx):
                     heat[i] = hm.values[k].numpy()
                     native[i] = None if hm.native is None else hm.native[k].numpy()
                     options[i] = shown
             maps = {name: acts[name].detach().float().cpu().numpy() for name in self.conv}
-            dense = {name: acts[name].detach().float().cpu().reshape(len(x), -1).numpy() for name in self.dense}
+            dense = {
+                name: acts[name].detach().float().cpu().reshape(len(x), -1).numpy()
+                for name in self.dense
+            }
             logits_np = logits.detach().float().cpu().numpy()
             probs_np = probs.detach().float().cpu().numpy()
         seconds = (time.perf_counter() - start) / len(requests)
@@ -322,7 +332,9 @@ def update_blobs(result: Result, class_names: Sequence[str]) -> tuple[dict[str, 
     predicted = result.predicted
     header = {
         "predicted": predicted,
-        "predicted_name": class_names[predicted] if predicted < len(class_names) else str(predicted),
+        "predicted_name": class_names[predicted]
+        if predicted < len(class_names)
+        else str(predicted),
         "probability": float(result.probabilities[predicted]),
         "target": result.target,
         "method": result.method,

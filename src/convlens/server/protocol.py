@@ -60,8 +60,15 @@ def pack(header: dict[str, Any], blobs: Sequence[Blob] = ()) -> bytes:
             a = a.astype(DTYPES["f32"])
             code = "f32"
         raw = np.ascontiguousarray(a).tobytes()
-        spec = {"name": blob.name, "kind": blob.kind, "dtype": code, "shape": list(a.shape),
-                "offset": offset, "nbytes": len(raw), **(blob.meta or {})}  # fmt: skip
+        spec = {
+            "name": blob.name,
+            "kind": blob.kind,
+            "dtype": code,
+            "shape": list(a.shape),
+            "offset": offset,
+            "nbytes": len(raw),
+            **(blob.meta or {}),
+        }
         specs.append(spec)
         parts.append(raw)
         pad = _align(len(raw)) - len(raw)
@@ -114,8 +121,8 @@ class Infer(_Message):
     The pixels follow the header as ``dtype`` (``u8``: 0-255 mapped onto the model's value
     range, what the browser's canvas holds; ``f32``: pixel values themselves) in ``shape``
     C x H x W. ``target`` None explains the predicted class; ``focus`` maps a model to a unit
-    string whose exact value and receptive field come back with that model's update; ``faith`` asks for the heatmap's
-    deletion/insertion curves as a second message.
+    string whose exact value and receptive field come back with that model's update;
+    ``faith`` asks for the heatmap's deletion/insertion curves as a second message.
     """
 
     type: Literal["infer"]
@@ -149,7 +156,10 @@ def validation_line(error: ValidationError) -> str:
 
 
 def decode_pixels(
-    message: Infer, payload: memoryview, shape: tuple[int, int, int], value_range: tuple[float, float]
+    message: Infer,
+    payload: memoryview,
+    shape: tuple[int, int, int],
+    value_range: tuple[float, float],
 ) -> np.ndarray:
     """The input as float32 C x H x W pixel values; ProtocolError for wrong sizes, NaN, range."""
     if tuple(message.shape) != tuple(shape):

@@ -128,8 +128,9 @@ def start_background(
     app = create_app(lenses, atlases=atlases, data=data, hosts=extra_hosts(host))
     sock = bind(host, port)
     server = uvicorn.Server(_config(app, "error"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name="convlens-serve")  # fmt: skip
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="convlens-serve"
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

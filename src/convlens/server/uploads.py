@@ -33,7 +33,9 @@ class UploadError(DataError):
 def check_header(data: bytes) -> str:
     """The image format from the file's header; UploadError if not a PNG/JPEG within the caps."""
     if len(data) > MAX_BYTES:
-        raise UploadError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
+        raise UploadError(
+            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB"
+        )
     if not data:
         raise UploadError("the upload is empty; choose a PNG or JPG file")
     try:

@@ -94,7 +94,9 @@ class ModelWorker:
         self._drop(self._curves, client)
         return await self._submit(self._live, client, request)
 
-    async def curves(self, client: Hashable, item: tuple[np.ndarray, np.ndarray, int]) -> Curves | None:
+    async def curves(
+        self, client: Hashable, item: tuple[np.ndarray, np.ndarray, int]
+    ) -> Curves | None:
         """Deletion/insertion curves for (pixels, heatmap, target), or None if superseded."""
         return await self._submit(self._curves, client, item)
 
@@ -132,7 +134,9 @@ class ModelWorker:
             self._wake.clear()
             while self._live or self._curves:
                 queue, run = (
-                    (self._live, self.engine.run) if self._live else (self._curves, self.engine.curves)
+                    (self._live, self.engine.run)
+                    if self._live
+                    else (self._curves, self.engine.curves)
                 )
                 clients = list(queue)[: self.max_batch]
                 jobs = [queue.pop(c) for c in clients]

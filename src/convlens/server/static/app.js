@@ -35,6 +35,7 @@ const state = {
   tool: "pen", brush: 2.5, undo: [], drawing: false, last: null,
   method: "gradient", target: null, camLayer: null,
   selection: null, // {model, unit, kind:"unit"|"class"}
+  updates: 0, // updates received (tests and the status line read it)
   sample: null, luts: {}, pending: null, detailsToken: 0,
 };
 
@@ -291,6 +292,7 @@ function onUpdate({ header, arrays }) {
   const m = state.models.find((x) => x.key === header.model);
   if (!m) return;
   state.latest[m.key] = { header, arrays };
+  state.updates += 1;
   m.render = true;
   scheduleRender();
   settle(header.id, header.model);
