@@ -10,6 +10,7 @@ Loopback only by default: it refuses an address that is not 127.0.0.0/8, ::1 or 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -51,7 +52,10 @@ class LiveClient:
             raise ConvlensError(f"{host} is not a loopback address; pass allow_remote=True")
         scheme = "wss" if parts.scheme == "https" else "ws"
         self.timeout = timeout
-        self.ws = connect(f"{scheme}://{parts.netloc}/ws", open_timeout=timeout, max_size=2**24)
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(
+            connect(f"{scheme}://{parts.netloc}/ws", open_timeout=timeout, max_size=2**24)
+        )
         self._ids = itertools.count(1)
 
     def infer(
@@ -108,7 +112,7 @@ class LiveClient:
         return out
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
     def __enter__(self) -> LiveClient:
         return self
