@@ -546,3 +546,21 @@ def test_serve_warns_off_loopback(kaggle4_ckpt: Path, capsys, monkeypatch) -> No
     )
     assert code == 0 and "warning: serving on 127.0.0.2" in err
     assert seen["host"] == "127.0.0.2" and seen["n"] == 2 and seen["open_browser"] is False
+
+
+def test_widget_embeds_the_app_in_a_notebook_cell(kaggle4_lens) -> None:
+    import urllib.request
+
+    import convlens as cl
+
+    w = cl.widget(kaggle4_lens, height=600)
+    try:
+        html = w._repr_html_()
+        assert '<iframe src="http://127.0.0.1:' in html and 'height="600"' in html
+        assert w.url.startswith("http://127.0.0.1:")
+        assert cl.widget(kaggle4_lens).url == w.url  # the same models reuse the server
+        with urllib.request.urlopen(w.url + "api/config", timeout=10) as res:
+            assert json.load(res)["models"][0]["key"] == "a"
+    finally:
+        w.stop()
+    assert not w.background.thread.is_alive()

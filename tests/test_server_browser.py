@@ -158,6 +158,17 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
             )
             assert painted > 0.5, painted
             shot(driver, shots, "02-drawn.png")
+            driver.find_element(By.TAG_NAME, "body").send_keys("z")  # undo: the stroke goes
+            wait(driver, "return Array.from(draw.pixels).every(v => v === 0)", what="undo")
+            driver.find_element(By.ID, "undo").click()  # and again, to the cleared canvas's past
+            wait(driver, "return Array.from(draw.pixels).some(v => v > 0)", what="second undo")
+            driver.find_element(By.TAG_NAME, "body").send_keys("c")
+            act = ActionChains(driver, duration=20)
+            act.move_to_element_with_offset(canvas, 0, int(-0.3 * side)).click_and_hold()
+            for _ in range(10):
+                act.move_by_offset(0, int(0.06 * side))
+            act.release().perform()
+            wait(driver, "return !state.drawing && state.inflight === null && !state.dirty")
 
             # click the first channel of conv2d_2: the panel loads its pictures
             grid = driver.find_element(By.CSS_SELECTOR, "canvas.grid[data-layer=conv2d_2]")
