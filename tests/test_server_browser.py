@@ -172,10 +172,19 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
 
             # click the first channel of conv2d_2: the panel loads its pictures
             grid = driver.find_element(By.CSS_SELECTOR, "canvas.grid[data-layer=conv2d_2]")
-            ActionChains(driver).move_to_element_with_offset(
-                grid, -grid.size["width"] // 2 + 8, -grid.size["height"] // 2 + 8
-            ).click().perform()
-            wait(driver, "return !document.getElementById('panel').hidden", what="the panel")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+            for attempt in range(2):  # a grid re-laid out under the pointer gets one more try
+                time.sleep(0.3)
+                ActionChains(driver).move_to_element_with_offset(
+                    grid, -grid.size["width"] // 2 + 8, -grid.size["height"] // 2 + 8
+                ).click().perform()
+                opened = "return !document.getElementById('panel').hidden"
+                try:
+                    wait(driver, opened, timeout=10, what="the panel")
+                    break
+                except AssertionError:
+                    if attempt:
+                        raise
             assert (
                 "unit=conv2d_2%3A0" in driver.current_url or "unit=conv2d_2:0" in driver.current_url
             )
@@ -249,6 +258,9 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
             ]
             assert len(expected) <= 1  # the deliberately refused 20-megapixel upload
             assert not [e for e in severe if e not in expected], severe
+        except Exception:
+            shot(driver, shots, "failure.png")  # what the page showed when a check failed
+            raise
         finally:
             driver.quit()
     print(f"\nlive app screenshots in {shots}")
