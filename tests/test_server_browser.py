@@ -232,6 +232,11 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
                 "return !e.hidden && e.textContent.includes('huge.png') && e.textContent",
             )
             assert "limit is 5 MB" in text
+            on_screen = driver.execute_script(
+                "var r = document.getElementById('error').getBoundingClientRect();"
+                "return r.top >= 0 && r.bottom <= innerHeight && r.width > 0"
+            )
+            assert on_screen, "the refusal is not visible without scrolling"
             shot(driver, shots, "05-too-large.png")
             driver.find_element(By.ID, "upload").send_keys(str(too_many))
             text = wait(

@@ -54,7 +54,12 @@ class LiveClient:
         self.timeout = timeout
         self._stack = contextlib.ExitStack()
         self.ws = self._stack.enter_context(
-            connect(f"{scheme}://{parts.netloc}/ws", open_timeout=timeout, max_size=2**24)
+            connect(
+                f"{scheme}://{parts.netloc}/ws",
+                open_timeout=timeout,
+                max_size=2**24,
+                compression=None,  # as the server: deflating updates costs more than it saves
+            )
         )
         self._ids = itertools.count(1)
 

@@ -296,22 +296,26 @@ def layer_scale(maps: np.ndarray) -> tuple[str, float, float]:
     """One colour scale for a layer's maps: 0..max on viridis, or ±max diverging if signed.
 
     The same rule as the activation figures (``images.activations``), so the app and the
-    pictures convlens writes read alike.
+    pictures convlens writes read alike. Non-finite values are left out of the range.
     """
-    finite = maps[np.isfinite(maps)]
-    mn = float(finite.min()) if finite.size else 0.0
-    mx = float(finite.max()) if finite.size else 1.0
+    mn, mx = float(maps.min()), float(maps.max())
+    if not (np.isfinite(mn) and np.isfinite(mx)):
+        finite = maps[np.isfinite(maps)]
+        mn = float(finite.min()) if finite.size else 0.0
+        mx = float(finite.max()) if finite.size else 1.0
     if mn < 0:
         m = max(-mn, mx) or 1.0
         return "diverging", -m, m
-    lo = 0.0
-    return "sequential", lo, mx if mx > lo else lo + 1.0
+    return "sequential", 0.0, mx if mx > 0 else 1.0
 
 
 def quantize(maps: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Maps -> one byte per value over [lo, hi] (the layer's colour scale; NaN -> 0)."""
-    t = (maps - lo) * (255.0 / (hi - lo))
-    return np.clip(np.nan_to_num(t, nan=0.0) + 0.5, 0, 255).astype(np.uint8)
+    t = (maps - np.float32(lo)) * np.float32(255.0 / (hi - lo)) + np.float32(0.5)
+    if not np.isfinite(t).all():
+        t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)
+    np.clip(t, 0, 255, out=t)
+    return t.astype(np.uint8)
 
 
 def update_blobs(result: Result, class_names: Sequence[str]) -> tuple[dict[str, Any], list[Blob]]:

@@ -82,7 +82,9 @@ function decodeFrame(buffer) {
 let errorTimer = null;
 function showError(text) {
   const box = $("#error");
-  box.textContent = text; box.hidden = false;
+  box.replaceChildren(el("span", { class: "message", text }),
+    el("button", { title: "dismiss", "aria-label": "dismiss", text: "×", onclick: () => { box.hidden = true; } }));
+  box.hidden = false;
   clearTimeout(errorTimer);
   errorTimer = setTimeout(() => { box.hidden = true; }, 12000);
 }
