@@ -231,7 +231,7 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
                 "var e = document.getElementById('error');"
                 "return !e.hidden && e.textContent.includes('huge.png') && e.textContent",
             )
-            assert "limit is 5 MB" in text
+            assert "over the 5 MB limit" in text
             on_screen = driver.execute_script(
                 "var r = document.getElementById('error').getBoundingClientRect();"
                 "return r.top >= 0 && r.bottom <= innerHeight && r.width > 0"

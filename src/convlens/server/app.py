@@ -113,8 +113,8 @@ def build_routes(live: LiveApp) -> list[Any]:
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > MAX_BYTES:
                 raise UploadError(
-                    f"the file is {int(declared) / 2**20:.1f} MB; "
-                    f"the limit is {MAX_BYTES // 2**20} MB"
+                    f"the file is over the {MAX_BYTES // 2**20} MB limit "
+                    f"({int(declared):,} bytes); shrink it"
                 )
             chunks, size = [], 0
             async for chunk in request.stream():

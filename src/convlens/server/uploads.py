@@ -34,7 +34,7 @@ def check_header(data: bytes) -> str:
     """The image format from the file's header; UploadError if not a PNG/JPEG within the caps."""
     if len(data) > MAX_BYTES:
         raise UploadError(
-            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB"
+            f"the file is over the {MAX_BYTES // 2**20} MB limit ({len(data):,} bytes); shrink it"
         )
     if not data:
         raise UploadError("the upload is empty; choose a PNG or JPG file")

@@ -839,7 +839,7 @@ async function upload(file) {
   if (!file) return;
   const limit = state.config.limits.upload_bytes;
   if (file.size > limit) {
-    showError(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${limit / 2 ** 20} MB`);
+    showError(`${file.name} is over the ${limit / 2 ** 20} MB limit (${file.size.toLocaleString("en")} bytes); shrink it first`);
     return;
   }
   try {
