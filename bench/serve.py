@@ -13,8 +13,8 @@ timeout; the client refuses non-loopback addresses), stops it, and prints:
 - the server's own time per request (message in -> frame out), apart from the round trip,
   which also holds the Python client's own receiving and decoding of the ~80 KB frame;
 - the same computation called in process (the engine alone, on a thread set up like the
-  server's), and the overhead share = (round trip - bare) / round trip at the median
-  (target <= 30%);
+  server's; bare and served requests alternate so both see the same machine), and the overhead
+  share = (round trip - bare) / round trip at the median (target <= 30%);
 - throughput with 8 concurrent clients against one client (drawings batched across clients).
 """
 
@@ -45,26 +45,24 @@ def stats(url: str) -> dict:
         return json.load(res)
 
 
-def bare_latencies(lens, floats: list[np.ndarray], methods: list[str], n: int) -> dict:
+def bare_runner(lens):
     """The engine alone, in this process, on one thread set up like the server's worker."""
     from convlens.server.details import private_copy
     from convlens.server.engine import Engine, Request
     from convlens.server.worker import single_threaded
 
     engine = Engine(private_copy(lens))
-    out: dict[str, list[float]] = {}
-    with ThreadPoolExecutor(1, initializer=single_threaded) as pool:
-        for method in methods:
+    pool = ThreadPoolExecutor(1, initializer=single_threaded)
 
-            def run(k: int, method: str = method) -> float:
-                start = time.perf_counter()
-                engine.run([Request(x=floats[k % len(floats)], method=method)])
-                return time.perf_counter() - start
+    def run(x: np.ndarray, method: str) -> float:
+        def once() -> float:
+            start = time.perf_counter()
+            engine.run([Request(x=x, method=method)])
+            return time.perf_counter() - start
 
-            for k in range(10):
-                pool.submit(run, k).result()
-            out[method] = [pool.submit(run, k).result() for k in range(n)]
-    return out
+        return pool.submit(once).result()
+
+    return run, pool
 
 
 def drive_concurrently(url: str, images: list[np.ndarray], method: str, clients: int, total: int):
@@ -121,8 +119,8 @@ def main() -> int:
         f"model {args.ckpt}: input {lens.spec.describe()}, {len(lens.conv_layers())} conv layers; "
         f"{n} requests per method, each a different validation image"
     )
-    bare = bare_latencies(lens, floats, methods, n)
-
+    bare_run, pool = bare_runner(lens)
+    bare: dict[str, list[float]] = {}
     served: dict[str, list[float]] = {}
     inside: dict[str, list[float]] = {}
     cmd = [sys.executable, "-u", "-c", "from convlens.cli import main; main()", "serve",
@@ -134,20 +132,23 @@ def main() -> int:
             print(f"the server did not start: {line!r}", file=sys.stderr)
             return 2
         url = line.split()[3]
-        print(f"server at {url} (pid {proc.pid})")
+        print(f"server at {url} (pid {proc.pid}); bare and served requests alternate")
         with LiveClient(url, timeout=60) as client:
             for method in methods:
                 for k in range(10):
                     client.infer(images[k], method=method)
-                times, server_side = [], []
+                    bare_run(floats[k], method)
+                times, server_side, alone = [], [], []
                 for k in range(n):
+                    # alternate, so both see the same (possibly shared) machine
+                    alone.append(bare_run(floats[k % len(floats)], method))
                     start = time.perf_counter()
                     update = client.infer(images[k % len(images)], method=method)
                     times.append(time.perf_counter() - start)
                     server_side.append(update["a"].header["server_seconds"])
                     assert "heat" in update["a"].arrays
-                served[method] = times
-                inside[method] = server_side
+                served[method], inside[method], bare[method] = times, server_side, alone
+        pool.shutdown()
         single = n / sum(served[methods[0]])
         before = stats(url)["models"]["a"]["batches"]
         lat, errors, wall = drive_concurrently(
