@@ -84,7 +84,6 @@ class Details:
 
     def __init__(self, lens: Lens, dataset: Callable[[], Dataset], *, seed: int = 0) -> None:
         self.lens = private_copy(lens)
-        self.shared = self.lens is lens
         self.dataset = dataset
         self.seed = seed
         self.cache = LRU()
