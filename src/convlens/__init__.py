@@ -25,6 +25,17 @@ from .viz.sanity import SanityResult, sanity_check
 
 __version__ = "0.1.0"
 
+
+def widget(lens: Lens, *others: Lens, **options: object) -> object:
+    """The live drawing view of ``lens`` in a notebook cell (see :func:`convlens.server.widget`).
+
+    Imported on call, so ``import convlens`` does not load the web server.
+    """
+    from .server.notebook import widget as _widget
+
+    return _widget(lens, *others, **options)  # type: ignore[arg-type]
+
+
 __all__ = [
     "Activations",
     "ConvlensError",
@@ -62,6 +73,7 @@ __all__ = [
     "resolve_units",
     "sanity_check",
     "train",
+    "widget",
 ]
 
 if "IPython" in _sys.modules:  # a notebook: let it show convlens's pyplot-free figures

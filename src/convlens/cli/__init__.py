@@ -20,6 +20,7 @@ from . import examples  # noqa: F401  isort: skip
 from . import explain  # noqa: F401  isort: skip
 from . import convert  # noqa: F401  isort: skip
 from . import atlas  # noqa: F401  isort: skip
+from . import serve  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
