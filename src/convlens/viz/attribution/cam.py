@@ -13,7 +13,6 @@ way; ``layercam`` keeps the gradient per position and does not have that weaknes
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -44,27 +43,16 @@ def cam_layer(lens: Lens, layer: str | None) -> str:
 
 def activations_and_gradients(ctx: Context, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer output A (N, K, h, w) and d logit[target] / d A, in chunks; no hook outlives it."""
-    module = ctx.lens.module(layer)
     acts, grads = [], []
     for i in range(0, ctx.n, ctx.batch_size):
-        captured: list[torch.Tensor] = []
-        handle = module.register_forward_hook(partial(_keep_first, captured))
-        try:
-            xb = ctx.x[i : i + ctx.batch_size].detach().requires_grad_(True)  # graph even if frozen
-            with torch.enable_grad():
-                s = ctx.scores(xb, ctx.target[i : i + ctx.batch_size])
-        finally:
-            handle.remove()
-        (a,) = captured
+        xb = ctx.x[i : i + ctx.batch_size].detach().requires_grad_(True)  # graph even if frozen
+        with torch.enable_grad(), ctx.lens.tap([layer]) as seen:
+            s = ctx.scores(xb, ctx.target[i : i + ctx.batch_size])
+        a = seen[layer][0]  # the layer's output after its activation, as for the zoo
         (g,) = torch.autograd.grad(s.sum(), a)
         acts.append(a.detach())
         grads.append(g)
     return torch.cat(acts), torch.cat(grads)
-
-
-def _keep_first(store: list[torch.Tensor], _m: torch.nn.Module, _a: Any, out: torch.Tensor) -> None:
-    if not store:  # a module called twice (reused) is read at its first call
-        store.append(out)
 
 
 class _Cam(Method):
