@@ -190,6 +190,7 @@ class Lens:
     tracing_note: str = ""  # why torch.fx was not used, when it was not
     _rows: dict[str, Row] = field(default_factory=dict, repr=False)
     _acts: dict[str, nn.Module] = field(default_factory=dict, repr=False)
+    _channels_last: bool | None = field(default=None, repr=False)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -327,7 +328,34 @@ class Lens:
         act = self.activation_of(name)
         if act is None:
             return pre
-        return act(pre.clone() if getattr(act, "inplace", False) else pre)
+        if getattr(act, "inplace", None) is not True:
+            return act(pre)
+        act.inplace = False  # type: ignore[assignment]  # hooks on it see pre, not its output
+        try:
+            return act(pre)
+        finally:
+            act.inplace = True  # type: ignore[assignment]
+
+    def accepts_channels_last(self) -> bool:
+        """Whether the model runs on channels-last inputs and weights (faster convolutions on
+        CPU). A ``forward`` with ``x.view(x.size(0), -1)`` does not: the view needs the default
+        layout. Found once by trying, then remembered."""
+        if self._channels_last is None:
+            c, h, w = self.spec.shape
+            x = torch.zeros(2, c, h + 1, w + 1, device=self.device)[:, :, 1:, 1:]  # as a crop
+            formats = [p.is_contiguous() for p in self.model.parameters()]
+            try:
+                self.model.to(memory_format=torch.channels_last)
+                with torch.no_grad():
+                    for image in (x, x.contiguous(memory_format=torch.channels_last)):
+                        self.model(self.spec.normalize(image))
+                self._channels_last = True
+            except RuntimeError:
+                self._channels_last = False
+            finally:
+                if all(formats):
+                    self.model.to(memory_format=torch.contiguous_format)
+        return self._channels_last
 
     def conv_layers(self) -> list[LayerInfo]:
         return [info for info in self.layers if info.kind == "conv"]
@@ -354,7 +382,7 @@ class Lens:
         capture = self._capture(names, pre_activation, stop=True)
         if names:
             with capture, contextlib.suppress(Stop):
-                self.model(self.spec.normalize(x))
+                self.model(self._model_input(x))
         missing = [n for n in names if not capture.values[n]]
         if missing:
             raise RuntimeError(f"layers {missing} were not reached by the forward pass")
@@ -377,7 +405,7 @@ class Lens:
         """Pre-softmax class scores for pixel-space images (a final softmax layer is skipped)."""
         if self.logits_from_input:
             return self.forward(x, [self.logits_layer], pre_activation=True)[self.logits_layer]
-        return self.model(self.spec.normalize(x))
+        return self.model(self._model_input(x))
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=-1)
@@ -390,6 +418,15 @@ class Lens:
         return torch.cat(outs) if outs else torch.empty(0, self.num_classes)
 
     # --- internals -----------------------------------------------------------------------
+    def _model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized, and in the default layout for models that need it (a crop or a
+        channels-last batch would break their ``x.view(...)``)."""
+        x = self.spec.normalize(x)
+        plain = torch.empty(0, device=x.device).new_empty(x.shape).stride()
+        if x.stride() != plain and not self.accepts_channels_last():
+            x = x.clone(memory_format=torch.contiguous_format)  # gradients still flow to x
+        return x
+
     def _row(self, name: str) -> Row:
         if name not in self._rows:
             raise UnknownNameError(self.unknown_layer(name))

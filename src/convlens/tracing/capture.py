@@ -7,8 +7,9 @@ are followed by tensor identity in a ``TorchFunctionMode``: the first call of ``
 reads the watched ``conv1`` output gives the point's value. Captured values are the very
 tensors the model computes with, so gradients flow through them.
 
-In-place operations on a captured tensor (``nn.ReLU(inplace=True)``, ``out += identity``)
-are run out of place while capturing, so what was read is not overwritten afterwards.
+In-place operations would overwrite what was read: while capturing, modules with
+``inplace=True`` (``nn.ReLU(inplace=True)``) run out of place, and in-place calls on a captured
+tensor (``out += identity``, ``x.relu_()``) run as their out-of-place twins. Values are equal.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class Capture(TorchFunctionMode):
 
     def __enter__(self) -> Capture:
         self._install()
+        self._inplace = [m for m in self.model.modules() if getattr(m, "inplace", None) is True]
+        for module in self._inplace:
+            module.inplace = False  # type: ignore[assignment]
         try:
             super().__enter__()
         except BaseException:
@@ -169,6 +173,9 @@ class Capture(TorchFunctionMode):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for module in getattr(self, "_inplace", ()):
+            module.inplace = True  # type: ignore[assignment]
+        self._inplace = []
 
     # --- functions --------------------------------------------------------------------------
     def __torch_function__(

@@ -26,8 +26,9 @@ Result = tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]
 
 
 def cam_layer(lens: Lens, layer: str | None) -> str:
-    """The conv layer a CAM reads: ``layer`` if it is one, else the last; one line otherwise."""
-    convs = [info.name for info in lens.conv_layers()]
+    """The conv layer (or residual block) a CAM reads: ``layer`` if it is one, else the last;
+    one line otherwise."""
+    convs = [i.name for i in lens.layers if i.kind in ("conv", "block") and i.is_spatial]
     if not convs:
         raise UnknownNameError("this model has no conv layer, so CAM methods do not apply")
     if layer is None:
