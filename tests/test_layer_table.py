@@ -544,6 +544,7 @@ def test_kaggle4_three_ways_have_the_zoo_table_and_values(kaggle4_ways, mnist_sm
     convs = [i.name for i in zoo.layers if i.kind in ("conv", "dense")]
     with torch.no_grad():
         want = zoo.forward(x, convs), zoo.forward(x, convs, pre_activation=True)
+
     def rows(lens: Lens) -> list[tuple]:  # the functional way flattens by x.view: no layer
         return [(i.kind, i.output_shape, i.params, i.rf) for i in lens.layers
                 if i.kind != "flatten"]  # fmt: skip
