@@ -57,6 +57,27 @@ NETS = textwrap.dedent('''
             return output
 
 
+    class OldMnistNet(nn.Module):
+        """pytorch/examples mnist before 2019 (and many tutorials): ReLU after max pooling."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+            self.conv2_drop = nn.Dropout2d()
+            self.fc1 = nn.Linear(320, 50)
+            self.fc2 = nn.Linear(50, 10)
+
+        def forward(self, x):
+            x = F.relu(F.max_pool2d(self.conv1(x), 2))
+            x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+            x = x.view(-1, 320)
+            x = F.relu(self.fc1(x))
+            x = F.dropout(x, training=self.training)
+            x = self.fc2(x)
+            return F.log_softmax(x, dim=1)
+
+
     def sequential_cnn():
         return nn.Sequential(
             nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
@@ -304,6 +325,32 @@ def test_pytorch_examples_mnist(nets):
     (want,) = torch.autograd.grad(lens.logits(xg)[:, 3].sum(), xg)
     assert torch.allclose(heat.values, want.sum(1), atol=1e-6)
     assert cl.resolve_units(lens, "conv1:pre:3")[0].pre
+
+
+def test_relu_after_max_pooling_is_the_conv_layers_activation(nets):
+    """relu(max_pool(conv)) = max_pool(relu(conv)): the conv layer is read after its ReLU."""
+    module, _ = nets
+    model = module.OldMnistNet().eval()
+    lens = lens_of(model)
+    assert table(lens)[:5] == [
+        ("conv1", "conv", "relu (F.relu() after max_pool2d in forward)"),
+        ("max_pool2d", "pool", "relu (F.relu() in forward)"),
+        ("conv2", "conv", "relu (F.relu() after max_pool2d_1 in forward)"),  # past the dropout
+        ("conv2_drop", "dropout", "none"),
+        ("max_pool2d_1", "pool", "relu (F.relu() in forward)"),
+    ]
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        conv1 = model.conv1(x)
+        got = lens.forward(x, ["conv1", "max_pool2d"])
+        assert torch.equal(got["conv1"], conv1.relu())
+        assert torch.equal(lens.forward(x, ["conv1"], pre_activation=True)["conv1"], conv1)
+        assert torch.equal(got["max_pool2d"], F.max_pool2d(conv1, 2).relu())
+        with lens.tap(["conv2"]) as seen:  # the model runs on relu(conv2): the same result
+            assert torch.equal(model(x), outputs(model, [], x)["logits"])
+    assert seen["conv2"][0].min() == 0
+    heat = cl.attribute(lens, x, method="gradcam", layer="conv2")  # gradients reach relu(conv2)
+    assert heat.native.shape == (3, 8, 8) and heat.values.abs().sum() > 0
 
 
 def test_mnist_state_dict_and_torchscript_through_the_cli(nets, tmp_path, capsys):

@@ -8,7 +8,9 @@ so analyses never have to know about mean/std.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,9 +232,9 @@ class Lens:
             _rows={row.name: row for row in rows},
         )
         lens._acts = {
-            row.name: activation_module(row.activation)
+            row.name: _own_activation(model, row.activation)
             for row in rows
-            if row.activation is not None and row.activation.source == "functional"
+            if row.activation is not None and (row.activation.module_path is None or row.derived)
         }
         lens._modules = lens._layer_modules(model)
         spatial = [row.name for row in rows if len(shapes[row.name]) == 3]
@@ -319,9 +321,10 @@ class Lens:
         row = self._row(name)
         if row.activation is None:
             return None
-        if row.activation.module_path is not None:
-            return self.model.get_submodule(row.activation.module_path)
-        return self._acts[name]
+        if name in self._acts:
+            return self._acts[name]
+        assert row.activation.module_path is not None
+        return self.model.get_submodule(row.activation.module_path)
 
     def output_from_pre(self, name: str, pre: torch.Tensor) -> torch.Tensor:
         """A layer's output from its pre-activation (identity for layers without one)."""
@@ -435,12 +438,15 @@ class Lens:
     def _capture(self, names: list[str], pre_activation: bool, *, stop: bool) -> Capture:
         points: dict[str, Point] = {}
         routes: dict[Point, nn.Module] = {}
+        transforms = {}
         for name in names:
             row = self._row(name)
             points[name] = row.pre if pre_activation and row.pre is not None else row.post
-            if name in self._acts:  # hooks on the activation module see the functional call
+            if row.derived and not pre_activation:  # the activation after a max pool, applied here
+                transforms[name] = functools.partial(self.output_from_pre, name)
+            elif name in self._acts:  # hooks on the activation module see the functional call
                 routes[row.post] = self._acts[name]
-        return Capture(self.model, points, stop=stop, routes=routes)
+        return Capture(self.model, points, stop=stop, routes=routes, transforms=transforms)
 
     def _layer_modules(self, model: nn.Module) -> dict[str, nn.Module]:
         return {name: model.get_submodule(row.module_path)
@@ -455,6 +461,17 @@ class Lens:
             if row.module_path is not None:
                 paths.add(row.module_path)
         return paths
+
+
+def _own_activation(model: nn.Module, act: Activation) -> nn.Module:
+    """A module of the Lens's own applying ``act`` (a copy where the model has one: calling
+    the model's module outside its forward would disturb what hooks count)."""
+    if act.module_path is None:
+        return activation_module(act)
+    module = copy.deepcopy(model.get_submodule(act.module_path))
+    if getattr(module, "inplace", None) is True:
+        module.inplace = False  # type: ignore[assignment]
+    return module
 
 
 def _named(model: nn.Module) -> dict[str, nn.Module]:

@@ -68,7 +68,10 @@ class Capture(TorchFunctionMode):
 
     ``values[name]`` lists what was read, one entry per forward. With ``stop``, the forward
     ends (:class:`Stop`) once every point was read. ``routes`` maps the point of a functional
-    activation to a module run in its place (so hooks on that module see it).
+    activation to a module run in its place (so hooks on that module see it); ``transforms``
+    maps a name to a function applied to its value as it is read, and the model then computes
+    with the transformed value (so gradients reach it: relu(conv) before a max pool whose
+    output the model passes through relu anyway).
     """
 
     def __init__(
@@ -78,11 +81,13 @@ class Capture(TorchFunctionMode):
         *,
         stop: bool = False,
         routes: dict[Point, nn.Module] | None = None,
+        transforms: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.stop = stop
         self.routes = dict(routes or {})
+        self.transforms = dict(transforms or {})
         self.values: dict[str, list[torch.Tensor]] = {name: [] for name in points}
         self.wanted: dict[Point, list[str]] = {}
         for name, point in points.items():
@@ -101,6 +106,7 @@ class Capture(TorchFunctionMode):
         self.counts: Counter[tuple[str, str]] = Counter()
         self.watch: dict[int, list[tuple[Point, torch.Tensor]]] = {}
         self.protected: dict[int, torch.Tensor] = {}
+        self.swap: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.done: set[str] = set()
 
     def _reach(self, point: Point, value: Any) -> None:
@@ -109,7 +115,13 @@ class Capture(TorchFunctionMode):
         for name in self.wanted.get(point, ()):
             if name not in self.done:
                 self.done.add(name)
-                self.values[name].append(value)
+                transform = self.transforms.get(name)
+                if transform is None:
+                    self.values[name].append(value)
+                else:
+                    changed = transform(value)
+                    self.values[name].append(changed)
+                    self.swap[id(value)] = (value, changed)
                 self.protected[id(value)] = value
         if point in self.children:
             self.watch.setdefault(id(value), []).append((point, value))
@@ -178,6 +190,16 @@ class Capture(TorchFunctionMode):
         self._inplace = []
 
     # --- functions --------------------------------------------------------------------------
+    def _swapped(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        def one(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and id(value) in self.swap:
+                return self.swap[id(value)][1]
+            if isinstance(value, list | tuple) and any(id(v) in self.swap for v in value):
+                return type(value)(one(v) for v in value)
+            return value
+
+        return tuple(one(a) for a in args)
+
     def __torch_function__(
         self,
         func: Callable[..., Any],
@@ -188,7 +210,10 @@ class Capture(TorchFunctionMode):
         kwargs = kwargs or {}
         if not self.watch and not self.protected:
             return func(*args, **kwargs)
-        tensors = _tensor_args(args, kwargs)
+        tensors = _tensor_args(args, kwargs)  # as the model passed them: what is watched
+        if self.swap:
+            args = self._swapped(args)
+            kwargs = {k: self._swapped((v,))[0] for k, v in kwargs.items()}
         if (
             self.protected
             and tensors
@@ -204,7 +229,10 @@ class Capture(TorchFunctionMode):
         name = function_name(func)
         steps = [(point.then(name), t) for point, t in hits if name in self.children[point]]
         route = next(((self.routes[p], t) for p, t in steps if p in self.routes), None)
-        result = route[0](route[1]) if route is not None else func(*args, **kwargs)
+        if route is not None:
+            result = route[0](self._swapped((route[1],))[0] if self.swap else route[1])
+        else:
+            result = func(*args, **kwargs)
         value = result if isinstance(result, torch.Tensor) else next(
             (r for r in result if isinstance(r, torch.Tensor)), None
         ) if isinstance(result, list | tuple) else None  # fmt: skip

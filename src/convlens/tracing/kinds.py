@@ -102,6 +102,12 @@ def is_leaf(module: nn.Module) -> bool:
     return next(iter(module.children()), None) is None
 
 
+# Activations that commute with max pooling (they never decrease: relu(max(x)) = max(relu(x)))
+# and may be applied twice (relu(relu(x)) = relu(x)): F.relu(F.max_pool2d(conv(x))) has the
+# conv's own post-activation value relu(conv(x)), and the model may run on it unchanged.
+MAX_POOL_ACTIVATIONS = frozenset({"relu", "relu6", "hardtanh"})
+MAX_POOLS = frozenset({"max_pool2d", "adaptive_max_pool2d"})
+
 _MODULE_NAMES = {
     nn.LeakyReLU: "leaky_relu", nn.LogSoftmax: "log_softmax", nn.ReLU6: "relu6",
     nn.Identity: "linear",

@@ -22,7 +22,15 @@ from typing import Any
 from torch import nn
 
 from .graph import BlockCall, Op, OpGraph
-from .kinds import CORE_KINDS, activation_name, function_kind, layer_kind, own_activation
+from .kinds import (
+    CORE_KINDS,
+    MAX_POOL_ACTIVATIONS,
+    MAX_POOLS,
+    activation_name,
+    function_kind,
+    layer_kind,
+    own_activation,
+)
 
 Anchor = tuple[str, int, str]  # (module path, call index, "in" or "out")
 
@@ -66,6 +74,8 @@ class Row:
     parts: tuple[str, ...] = ()  # what the row merges (module paths, function calls)
     params_from: tuple[str, ...] = ()  # modules whose parameters the row counts
     activation: Activation | None = None
+    derived: bool = False  # the value is the activation applied to ``pre`` by convlens: the
+    # model applies it after a max pooling, with which it commutes (F.relu(F.max_pool2d(conv)))
 
 
 def point_of(graph: OpGraph, index: int) -> Point | None:
@@ -125,6 +135,25 @@ class _Planner:
             return not isinstance(self.modules[op.target], nn.Identity)
         return op.func is not None  # a functional activation must be replayable
 
+    def is_max_pool(self, op: Op | None) -> bool:
+        if op is None:
+            return False
+        if op.kind == "module":
+            return isinstance(self.modules[op.target], nn.MaxPool2d | nn.AdaptiveMaxPool2d)
+        return op.target in MAX_POOLS
+
+    def activation_after_max_pool(self, op: Op | None) -> Op | None:
+        """The activation right after max pool ``op``, if it commutes with it (relu)."""
+        if not self.is_max_pool(op):
+            return None
+        assert op is not None
+        act = self.graph.sole_consumer(op.index)
+        if not self.is_activation(act):
+            return None
+        assert act is not None
+        name = activation_name(self.modules[act.target]) if act.kind == "module" else act.target
+        return act if name in MAX_POOL_ACTIVATIONS else None
+
     def is_batch_norm(self, op: Op | None) -> bool:
         if op is None:
             return False
@@ -166,6 +195,17 @@ class _Planner:
                 params.append(last.target)
             follower = self.graph.sole_consumer(last.index)
         before = point_of(self.graph, last.index)
+        pool_op = follower
+        while pool_op is not None and self.kind(pool_op) == "dropout":  # identity when reading
+            pool_op = self.graph.sole_consumer(pool_op.index)
+        late = self.activation_after_max_pool(pool_op)
+        if late is not None and before is not None and pool_op is not None:
+            act = self.activation(late)
+            pool = pool_op.target if pool_op.kind == "module" else pool_op.name
+            act = replace(act, where=f"{act.where} after {pool}")
+            return Row(op.target, self.kind(op) or "other", type(module).__name__, before,
+                       before, last.index, op.target, tuple(parts), tuple(params), act,
+                       derived=True)  # fmt: skip
         if not self.is_activation(follower):
             return Row(op.target, self.kind(op) or "other", type(module).__name__, before or post,
                        None, last.index, op.target, tuple(parts), tuple(params))  # fmt: skip
@@ -225,6 +265,7 @@ class _Planner:
         if post is None:
             return None
         pre = act = None
+        follower = self.graph.sole_consumer(op.index)
         if (
             kind in ("softmax", "activation")
             and op.inputs
@@ -232,6 +273,12 @@ class _Planner:
         ):
             pre = point_of(self.graph, op.inputs[0])
             act = self.activation(op)
+        elif kind == "pool" and self.is_activation(follower):  # F.relu(F.max_pool2d(...))
+            assert follower is not None
+            after = point_of(self.graph, follower.index)
+            if after is not None:
+                pre, post, act = post, after, self.activation(follower)
+                self.merged.add(follower.index)
         if op.kind == "module":
             module = self.modules[op.target]
             return Row(op.target, kind or "other", type(module).__name__, post, pre, op.index,
