@@ -213,11 +213,15 @@ class Lens:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         example = spec.normalize(torch.zeros(1, *spec.shape, device=device))
         graph = trace_graph(model, example)
-        rows, shapes = _reachable_rows(model, plan_rows(graph, dict(model.named_modules())),
-                                       example)  # fmt: skip
-        if graph.method == "torch.fx" and len(rows) < len(plan_rows(graph, _named(model))):
-            graph = recorded_graph(model, example, "torch.fx's graph differs from the run")
-            rows, shapes = _reachable_rows(model, plan_rows(graph, _named(model)), example)
+        planned = plan_rows(graph, dict(model.named_modules()))
+        rows, shapes = _reachable_rows(model, planned, example)
+        if graph.method == "torch.fx" and len(rows) < len(planned):
+            missing = ", ".join(r.name for r in planned if r not in rows)
+            graph = recorded_graph(
+                model, example, f"torch.fx's graph differs from what runs (no {missing})"
+            )
+            planned = plan_rows(graph, dict(model.named_modules()))
+            rows, shapes = _reachable_rows(model, planned, example)
         final = next((r for r in rows if r.op == graph.output), rows[-1] if rows else None)
         lens = cls(
             model=model,
@@ -472,10 +476,6 @@ def _own_activation(model: nn.Module, act: Activation) -> nn.Module:
     if getattr(module, "inplace", None) is True:
         module.inplace = False  # type: ignore[assignment]
     return module
-
-
-def _named(model: nn.Module) -> dict[str, nn.Module]:
-    return dict(model.named_modules())
 
 
 def _reachable_rows(
