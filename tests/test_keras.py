@@ -193,13 +193,25 @@ def test_functional_graph_with_branches_strides_and_batchnorm(tmp_path):
     lens = cl.load(tmp_path / "f.keras")
     assert lens.spec.shape == (3, 33, 31) and lens.spec.value_range == (0.0, 255.0)
     x_in = torch.rand(3, 3, 33, 31) * 255
-    names = keras_names(model)
-    want = keras_outputs(model, names, x_in)
+    # Conv2D + BatchNormalization + ReLU is one layer, named conv2d, read after the ReLU; every
+    # Keras layer is a row or a part of one, and each row equals the Keras layer it ends with.
+    assert lens.layer("conv2d").parts == ("conv2d", "batch_normalization", "re_lu")
+    assert lens.layer("conv2d_2").describe_activation("keras") == "leaky_relu (Keras layer " \
+        "leaky_re_lu)"  # fmt: skip
+    merged = {part for info in lens.layers for part in info.parts}
+    assert merged == set(keras_names(model))
+    names = lens.layer_names
+    ends = {name: lens.layer(name).parts[-1] for name in names}
+    want = keras_outputs(model, [*ends.values(), "batch_normalization"], x_in)
     with torch.no_grad():
         got = lens.forward(x_in, names)
+        pre = lens.forward(x_in, ["conv2d"], pre_activation=True)["conv2d"]
     for name in names:
-        assert np.abs(got[name].numpy() - want[name]).max() < TOL, name
+        assert np.abs(got[name].numpy() - want[ends[name]]).max() < TOL, name
+    assert np.abs(pre.numpy() - want["batch_normalization"]).max() < TOL
     assert lens.layer("conv2d").rf.jump == (2, 2)
+    with pytest.raises(cl.ConvlensError, match="'re_lu' is part of layer 'conv2d'"):
+        lens.layer("re_lu")
 
 
 def test_lambda_is_refused_unless_trusted(tmp_path, capsys):

@@ -99,30 +99,41 @@ def test_state_dict_with_arch_through_the_cli(resnet_files, capsys):
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "input: 3x64x64, pixels in [0, 1]; 5 classes" in out
+    assert "graph: torch.fx symbolic trace" in out
     row = next(line for line in out.splitlines() if line.startswith("layer2.conv1 "))
     assert "conv" in row and "8x32x32" in row and "size 9, jump 2" in row
-    assert any(line.startswith("layer2.shortcut.0 ") for line in out.splitlines())
+    assert "relu (module layer2.relu)" in row  # after its batch norm and ReLU
+    # The shortcut Sequential(conv, bn) is one layer; the block is its output after add + ReLU.
+    assert any(line.startswith("layer2.shortcut ") for line in out.splitlines())
+    block = next(line for line in out.splitlines() if line.startswith("layer2 "))
+    assert "block" in block and "relu (F.relu() in forward)" in block
 
 
 def test_torchscript_scripted_is_mirrored_with_hooks_and_fields(resnet_files):
     model, folder = resnet_files
     lens = cl.load(folder / "resnet_script.pt", input_shape="3x64x64")
     assert lens.num_classes == 5 and lens.spec.shape == (3, 64, 64)
+    assert lens.tracing == "recorded" and "TorchScript" in lens.tracing_note
     convs = [info.name for info in lens.conv_layers()]
-    assert convs == ["stem.0", "layer1.conv1", "layer1.conv2", "layer2.conv1", "layer2.conv2",
-                     "layer2.shortcut.0"]  # fmt: skip
+    assert convs == ["stem", "layer1.conv1", "layer1.conv2", "layer2.conv1", "layer2.conv2",
+                     "layer2.shortcut"]  # fmt: skip
+    assert [i.name for i in lens.layers if i.kind == "block"] == ["layer1", "layer2"]
     rf = lens.layer("layer2.conv2").rf
     assert rf.size == (13, 13) and rf.jump == (2, 2)
     x = torch.rand(3, 3, 64, 64)
-    names = ["layer1.conv2", "layer2.bn2", "layer2.shortcut.1"]
-    want = eager_outputs(model, names, x)
+    # Each layer equals the eager module where it ends: conv2 after bn2, the block after F.relu.
+    ends = {"stem": "stem.2", "layer1.conv2": "layer1.bn2", "layer2.conv2": "layer2.bn2",
+            "layer2.shortcut": "layer2.shortcut.1", "layer2": "layer2"}  # fmt: skip
+    want = eager_outputs(model, list(ends.values()), x)
     with torch.no_grad():
-        got = lens.forward(x, names)
+        got = lens.forward(x, list(ends))
+        pre = lens.forward(x, ["layer2"], pre_activation=True)["layer2"]
         logits = lens.logits(x)
-    for name in names:
-        assert torch.allclose(got[name], want[name], atol=1e-5), name
+    for name, end in ends.items():
+        assert torch.allclose(got[name], want[end], atol=1e-5), name
+    assert (pre < 0).any() and torch.allclose(torch.relu(pre), got["layer2"], atol=1e-6)
     assert torch.allclose(logits, want["logits"], atol=1e-5)
-    assert cl.kernels(lens, "stem.0").shape == (4, 3, 3, 3)  # colour first-layer kernels
+    assert cl.kernels(lens, "stem").shape == (4, 3, 3, 3)  # colour first-layer kernels
     acts = cl.activations(lens, x[:1])
     assert acts.maps["layer2.conv1"].shape == (1, 8, 32, 32)
 

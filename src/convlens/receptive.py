@@ -142,20 +142,24 @@ def probe_receptive_fields(
 
     ``run_to_layers`` maps an input batch (N, C, H, W) to the named layers' outputs. Batch items
     ``2k`` and ``2k+1`` probe layer ``k`` (its centre unit and the unit one step down-right), so
-    a single backward pass gives every field. The probe runs on a canvas three times the input
-    size (a conv stack accepts any size) so the field of a deep unit is not cut by the border;
-    if the model refuses that size it falls back to the input size.
+    a single backward pass gives every field. The probe also runs on a canvas three times the
+    input size (a conv stack accepts any size) so the field of a deep unit is not cut by the
+    border; where the model refuses that size, or a map does not grow with the canvas (global
+    pooling: the unit sees all of any input), the field at the input size is kept.
     """
     names = list(names)
     if not names:
         return {}
-    for scale in (3, 1):
-        try:
-            return _probe(run_to_layers, names, channels, height * scale, width * scale)
-        except (RuntimeError, ValueError):
-            if scale == 1:
-                raise
-    raise AssertionError("unreachable")
+    exact = _probe(run_to_layers, names, channels, height, width)
+    try:
+        wide = _probe(run_to_layers, names, channels, height * 3, width * 3)
+    except Exception:  # any model code may refuse a larger input: keep the input-size fields
+        return {name: field for name, (field, _) in exact.items()}
+    # A map whose size does not grow with the input (global or adaptive pooling, and what
+    # follows it) sees the whole input, whatever its size: its field is measured at that size.
+    return {
+        name: wide[name][0] if wide[name][1] != exact[name][1] else exact[name][0] for name in names
+    }
 
 
 def probe_receptive_field(
@@ -174,12 +178,13 @@ def _probe(
     channels: int,
     height: int,
     width: int,
-) -> dict[str, ReceptiveField]:
+) -> dict[str, tuple[ReceptiveField, tuple[int, int]]]:
+    """Each layer's field, with the size of its map, on a canvas of ``height`` x ``width``."""
     x = torch.ones(2 * len(names), channels, height, width, requires_grad=True)
     with _Linearized():
         outs = run_to_layers(x)
     target = x.new_zeros(())
-    steps = {}
+    steps, sizes = {}, {}
     for k, name in enumerate(names):
         out = outs[name]
         if out.dim() != 4:
@@ -190,6 +195,7 @@ def _probe(
         di, dj = (1 if ci + 1 < rows else 0), (1 if cj + 1 < cols else 0)
         target = target + out[2 * k, :, ci, cj].sum() + out[2 * k + 1, :, ci + di, cj + dj].sum()
         steps[name] = (ci, cj, di, dj)
+        sizes[name] = (rows, cols)
     (grad,) = torch.autograd.grad(target, x)
     mass = grad.abs().sum(1)
     fields = {}
@@ -201,7 +207,8 @@ def _probe(
         jump_w = (l1 - l0) // dj if dj else 1
         centre = (t0 + (size[0] - 1) / 2, l0 + (size[1] - 1) / 2)
         offset = (centre[0] - ci * jump_h, centre[1] - cj * jump_w)
-        fields[name] = ReceptiveField(size, (max(jump_h, 1), max(jump_w, 1)), _tidy(offset))
+        field = ReceptiveField(size, (max(jump_h, 1), max(jump_w, 1)), _tidy(offset))
+        fields[name] = (field, sizes[name])
     return fields
 
 

@@ -4,6 +4,9 @@
 one neuron (row 7, col 7); ``conv2d_3:12@center`` the centre neuron; ``class:3`` or
 ``class:seven`` an output class (its pre-softmax score); ``class:*`` every class. Several units:
 a comma list, e.g. ``conv2d_1:*,conv2d_4:0-15,class:*``.
+
+A layer's units are its values after its activation; ``conv2d_3:pre:12`` (``:pre:`` before any
+channel selector, e.g. ``conv2d_3:pre:*``, ``conv2d_3:pre:12@7,7``) reads the value before it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ if TYPE_CHECKING:
     from .lens import Lens
 
 UnitKind = Literal["channel", "neuron", "class"]
-UNIT_LAYER_KINDS = ("conv", "dense")
+UNIT_LAYER_KINDS = ("conv", "dense", "block")
+PRE = "pre:"  # the selector prefix for values before the layer's activation
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -31,11 +35,12 @@ class Unit:
     layer: str
     channel: int
     position: tuple[int, int] | None = None
+    pre: bool = False  # the value before the layer's activation
 
     def __str__(self) -> str:
         if self.kind == "class":
             return f"class:{self.channel}"
-        text = f"{self.layer}:{self.channel}"
+        text = f"{self.layer}:{PRE if self.pre else ''}{self.channel}"
         if self.position is not None:
             text += f"@{self.position[0]},{self.position[1]}"
         return text
@@ -77,15 +82,22 @@ def _resolve_one(lens: Lens, item: str) -> list[Unit]:
     if not match:
         raise UnitError(
             f"cannot read unit {item!r}; write LAYER:CHANNEL (conv2d_3:12), LAYER:* , "
-            "LAYER:A-B, LAYER:C@ROW,COL or class:N"
+            "LAYER:A-B, LAYER:C@ROW,COL, LAYER:pre:C (before the activation) or class:N"
         )
     layer_name, selector, position = match["layer"].strip(), match["sel"].strip(), match["pos"]
+    if selector == PRE[:-1]:
+        raise UnitError(f"{item!r}: name the channels too, e.g. {layer_name}:pre:* or :pre:3")
+    pre = selector.startswith(PRE)
+    if pre:
+        selector = selector[len(PRE) :].strip()
     if layer_name == "class":
         if position is not None:
             raise UnitError(f"{item!r}: class units have no position")
+        if pre:
+            raise UnitError(f"{item!r}: class units are already pre-softmax scores; drop ':pre'")
         return [Unit("class", lens.logits_layer, c) for c in _class_indices(lens, selector)]
     if layer_name not in lens.layer_names:
-        raise UnitError(did_you_mean(layer_name, lens.layer_names, "layer"))
+        raise UnitError(lens.unknown_layer(layer_name))
     info = lens.layer(layer_name)
     if info.kind not in UNIT_LAYER_KINDS:
         from .lens import kind_phrase  # lazily: this module stays importable without torch
@@ -97,13 +109,13 @@ def _resolve_one(lens: Lens, item: str) -> list[Unit]:
         )
     channels = _channel_indices(selector, info.channels, layer_name)
     if position is None:
-        return [Unit("channel", layer_name, c) for c in channels]
+        return [Unit("channel", layer_name, c, pre=pre) for c in channels]
     if not info.is_spatial:
         raise UnitError(
             f"{item!r}: {layer_name} is not spatial (shape {info.output_shape}); drop '@'"
         )
     pos = _position(position, info.output_shape[1], info.output_shape[2], item)
-    return [Unit("neuron", layer_name, c, pos) for c in channels]
+    return [Unit("neuron", layer_name, c, pos, pre=pre) for c in channels]
 
 
 def _channel_indices(selector: str, count: int, layer: str) -> list[int]:

@@ -23,6 +23,7 @@ from ..errors import UnknownNameError, did_you_mean
 from ..fileio import write_json
 from ..lens import Lens
 from ..progress import bar as progress_bar
+from ..units import UNIT_LAYER_KINDS
 from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
@@ -204,7 +205,7 @@ def _layer_rows(ctx: BuildContext) -> list[dict[str, Any]]:
     for info in ctx.lens.layers:
         row = info.to_dict()
         row["page"] = f"layer-{info.name}.html" if info.name in pages else None
-        row["units_total"] = info.channels if info.kind in ("conv", "dense") else None
+        row["units_total"] = info.channels if info.kind in UNIT_LAYER_KINDS else None
         row["kernels_figure"] = None
         rows.append(row)
     return rows

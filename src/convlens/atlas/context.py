@@ -21,10 +21,9 @@ from PIL import Image
 from ..data import Dataset
 from ..images import save_figure, save_png
 from ..lens import Lens
+from ..units import UNIT_LAYER_KINDS  # conv, dense and residual blocks
 from .options import AtlasOptions
 from .sprites import tile_refs, write_sprite
-
-UNIT_LAYER_KINDS = ("conv", "dense")
 
 
 @dataclass

@@ -140,27 +140,43 @@ def datasets_command() -> None:
 @cli.command("layers")
 @lens_argument
 def layers_command(lens: Lens) -> None:
-    """Print the layer table: name, kind, output shape, parameters, receptive field.
+    """Print the layer table: name, kind, output shape, parameters, receptive field, activation.
 
+    A conv or dense layer is shown after its activation, wherever the model applies it; the
+    last column says where that is (the layer's own, an activation module, a function call in
+    forward, or none). Read the value before the activation with LAYER:pre:CHANNEL units.
     The receptive field of a unit is the patch of input pixels it can see: its size, the jump
     (input pixels between neighbouring units, the product of strides so far) and the offset
     (input coordinate of the centre of unit (0, 0)). All are measured on the model itself.
     """
     click.echo(f"model {lens.name}; input: {lens.spec.describe()}; {lens.num_classes} classes; "
                f"logits: {lens.logits_source}")  # fmt: skip
+    click.echo(f"graph: {describe_tracing(lens)}")
     click.echo(format_layer_table(lens))
+
+
+def describe_tracing(lens: Lens) -> str:
+    """How the layers were found: torch.fx, or one recorded forward pass (and why)."""
+    if lens.tracing == "torch.fx":
+        return "torch.fx symbolic trace"
+    if lens.tracing == "recorded":
+        return f"recorded from one forward pass with hooks; {lens.tracing_note}"
+    return lens.tracing or "unknown"
 
 
 def format_layer_table(lens: Lens) -> str:
     w = max([18, *(len(info.name) + 1 for info in lens.layers)])
-    header = f"{'layer':<{w}} {'kind':<10} {'output':<14} {'params':>10}  receptive field"
-    lines = [header, "-" * len(header)]
+    header = (f"{'layer':<{w}} {'kind':<8} {'output':<12} {'params':>10}  "
+              f"{'receptive field':<30} activation")  # fmt: skip
+    lines = [header, "-" * (len(header) + 24)]
     for info in lens.layers:
         shape = "x".join(str(v) for v in info.output_shape)
         rf = info.rf.describe() if info.rf else ""
-        lines.append(f"{info.name:<{w}} {info.kind:<10} {shape:<14} {info.params:>10,}  {rf}")
+        act = info.describe_activation(lens.framework)
+        lines.append(f"{info.name:<{w}} {info.kind:<8} {shape:<12} {info.params:>10,}  "
+                     f"{rf:<30} {act}".rstrip())  # fmt: skip
     total = sum(p.numel() for p in lens.model.parameters())
-    lines.append(f"{'total':<{w}} {'':<10} {'':<14} {total:>10,}")
+    lines.append(f"{'total':<{w}} {'':<8} {'':<12} {total:>10,}")
     return "\n".join(lines)
 
 

@@ -243,6 +243,7 @@ class GraphModel(nn.Module):
         super().__init__()
         self.live = dict(live or {})  # nodes run by code outside the graph (trusted Keras Lambdas)
         self.graph = graph
+        self.convlens_framework = str(graph.get("source", ""))  # "keras": the Lens speaks Keras
         self.input_name: str = graph["input"]
         self.output_name: str = graph["output"]
         self.wiring: list[tuple[str, tuple[str, ...]]] = []

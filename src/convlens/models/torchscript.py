@@ -400,6 +400,9 @@ def _constant(value: Any) -> Any:
 class ScriptMirror(nn.Module):
     """Runs a TorchScript module's graphs in Python, calling children through their mirrors."""
 
+    # The layer table is found by recording a forward pass through this interpreter.
+    convlens_trace_note = "TorchScript runs in convlens's interpreter, which torch.fx cannot trace"
+
     def __init__(
         self, script: torch.jit.ScriptModule, context: ScriptContext | None = None
     ) -> None:

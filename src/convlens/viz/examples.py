@@ -179,7 +179,7 @@ def _plan(lens: Lens, units: Sequence[Unit], bottom: bool, device: torch.device)
         how = "dense" if unit.kind == "class" else unit.kind
         if how == "channel" and not lens.layer(unit.layer).is_spatial:
             how = "dense"
-        pre = bottom or unit.kind == "class"
+        pre = bottom or unit.kind == "class" or unit.pre
         keyed.setdefault((unit.layer, how, pre), []).append((slot, unit))
     groups = []
     for (layer, how, pre), members in keyed.items():

@@ -28,7 +28,6 @@ one that barely changes is showing the input (edges, strokes), not the model. Pr
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +121,7 @@ def weighted_layers(lens: Lens) -> list[str]:
 
 def copy_lens(lens: Lens) -> Lens:
     """A Lens over a deep copy of the model, with its layer table pointing into the copy."""
-    model = copy.deepcopy(lens.model)
-    paths = {id(m): p for p, m in lens.model.named_modules()}
-    copied = dict(model.named_modules())
-    modules = {name: copied[paths[id(lens.module(name))]] for name in lens.layer_names}
-    return dataclasses.replace(lens, model=model, _modules=modules)
+    return lens.with_model(copy.deepcopy(lens.model))
 
 
 def randomize(module: nn.Module, seed: int) -> None:

@@ -14,7 +14,6 @@ way; ``layercam`` keeps the gradient per position and does not have that weaknes
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -28,8 +27,9 @@ Result = tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]
 
 
 def cam_layer(lens: Lens, layer: str | None) -> str:
-    """The conv layer a CAM reads: ``layer`` if it is one, else the last; one line otherwise."""
-    convs = [info.name for info in lens.conv_layers()]
+    """The conv layer (or residual block) a CAM reads: ``layer`` if it is one, else the last;
+    one line otherwise."""
+    convs = [i.name for i in lens.layers if i.kind in ("conv", "block") and i.is_spatial]
     if not convs:
         raise UnknownNameError("this model has no conv layer, so CAM methods do not apply")
     if layer is None:
@@ -45,27 +45,16 @@ def cam_layer(lens: Lens, layer: str | None) -> str:
 
 def activations_and_gradients(ctx: Context, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer output A (N, K, h, w) and d logit[target] / d A, in chunks; no hook outlives it."""
-    module = ctx.lens.module(layer)
     acts, grads = [], []
     for i in range(0, ctx.n, ctx.batch_size):
-        captured: list[torch.Tensor] = []
-        handle = module.register_forward_hook(partial(_keep_first, captured))
-        try:
-            xb = ctx.x[i : i + ctx.batch_size].detach().requires_grad_(True)  # graph even if frozen
-            with torch.enable_grad():
-                s = ctx.scores(xb, ctx.target[i : i + ctx.batch_size])
-        finally:
-            handle.remove()
-        (a,) = captured
+        xb = ctx.x[i : i + ctx.batch_size].detach().requires_grad_(True)  # graph even if frozen
+        with torch.enable_grad(), ctx.lens.tap([layer]) as seen:
+            s = ctx.scores(xb, ctx.target[i : i + ctx.batch_size])
+        a = seen[layer][0]  # the layer's output after its activation, as for the zoo
         (g,) = torch.autograd.grad(s.sum(), a)
         acts.append(a.detach())
         grads.append(g)
     return torch.cat(acts), torch.cat(grads)
-
-
-def _keep_first(store: list[torch.Tensor], _m: torch.nn.Module, _a: Any, out: torch.Tensor) -> None:
-    if not store:  # a module called twice (reused) is read at its first call
-        store.append(out)
 
 
 class _Cam(Method):

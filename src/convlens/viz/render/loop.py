@@ -80,7 +80,7 @@ def optimize(
     # Items of one diversity group enter the pool together, so they can see each other.
     order = sorted(range(n), key=lambda i: (int(group_t[i]), i))
     admissions = _chunks(order, [int(group_t[i]) for i in order], max(1, batch_size))
-    channels_last = device.type == "cpu" and len(canvas) == 3
+    channels_last = device.type == "cpu" and len(canvas) == 3 and lens.accepts_channels_last()
     pool = _Pool(
         lens,
         objectives,

@@ -52,7 +52,7 @@ class Preset:
             if self.logprob_weight:
                 obj = obj + self.logprob_weight * class_logprob(unit.layer, unit.channel)
             return obj
-        pre = self.recipe.pre_activation
+        pre = self.recipe.pre_activation or unit.pre  # a LAYER:pre:N unit targets the pre-value
         if unit.kind == "neuron":
             assert unit.position is not None
             return neuron(unit.layer, unit.channel, unit.position, pre_activation=True)
