@@ -91,11 +91,14 @@ def test_tutorial_model_converts_and_matches_keras(saved, lens) -> None:
     assert convs == ["conv2d", "depthwise_conv2d", "separable_conv2d_depthwise",
                      "separable_conv2d", "conv2d_1"]  # fmt: skip
     x = torch.rand(3, 3, 16, 16) * 255
-    kept = [n for n in names if n not in passed]
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in kept])
+    # each row of the table is its last Keras part's output (a conv merges its batch norm)
+    rows = {i.name: (i.parts[-1] if i.parts else i.name) for i in lens.layers}
+    kept = [n for n in rows if rows[n] in names]
+    probe = keras.Model(model.inputs, [model.get_layer(rows[n]).output for n in kept])
     outs = probe.predict(x.permute(0, 2, 3, 1).numpy(), verbose=0)
     with torch.no_grad():
         got = lens.forward(x, kept)
+    assert "separable_conv2d" in kept and rows["separable_conv2d"] != "separable_conv2d"
     for name, want in zip(kept, outs, strict=True):
         want = want.transpose(0, 3, 1, 2) if want.ndim == 4 else want
         assert got[name].shape == want.shape, name
