@@ -7,7 +7,14 @@ from __future__ import annotations
 
 
 class ConvlensError(Exception):
-    """Base of every error convlens raises on purpose (bad input, not a bug)."""
+    """Base of every error convlens raises on purpose (bad input, not a bug).
+
+    ``str()`` is always one line: a message that quotes a user's text (a path or a value with
+    a newline in it) must not turn into several lines on the terminal.
+    """
+
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
 
 
 class CheckpointError(ConvlensError):
@@ -24,6 +31,15 @@ class UnknownNameError(ConvlensError):
 
 class UnitError(ConvlensError):
     """A unit string that does not parse or does not resolve against the model."""
+
+
+class OutputError(ConvlensError):
+    """An output path cannot be written (a file where a folder should be, no permission, full
+    disk, a folder that holds someone else's files, another build holding it)."""
+
+
+class TrainingError(ConvlensError):
+    """Training could not produce a usable model (the loss became NaN or infinite)."""
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...], what: str) -> str:
