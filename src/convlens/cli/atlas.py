@@ -9,15 +9,15 @@ import click
 
 from ..atlas import STAGE_ORDER, build_atlas, load_manifest
 from ..lens import Lens
-from .app import cli, lens_argument
+from .app import OutputPath, cli, count, lens_argument
 
 
 @cli.command("atlas")
 @lens_argument
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
-    default=Path("atlas"),
+    type=OutputPath("dir"),
+    default="atlas",
     show_default=True,
     help="Folder to write (created; an existing atlas there is replaced unless --resume).",
 )
@@ -37,7 +37,7 @@ from .app import cli, lens_argument
     "--threads",
     default=1,
     show_default=True,
-    type=click.IntRange(0),
+    type=count(256, 0),
     help="Torch threads during the build (0: torch's default). Small batches run fastest on one.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")

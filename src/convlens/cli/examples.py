@@ -15,7 +15,7 @@ from ..images.examples import layer_examples_picture, unit_examples_picture
 from ..lens import Lens
 from ..units import Unit, resolve_units
 from ..viz.examples import SPLITS, examples
-from .app import cli, echo_written, lens_argument
+from .app import OutputPath, cli, count, echo_written, lens_argument
 
 
 @cli.command("examples")
@@ -27,9 +27,7 @@ from .app import cli, echo_written, lens_argument
     help="Units, e.g. 'conv2d_2:*', 'conv2d_4:0-7', 'conv2d_3:5@7,7', 'dense_1:3', "
     "'class:3'. Default: every channel of every conv layer.",
 )
-@click.option(
-    "--k", default=9, show_default=True, type=click.IntRange(1), help="Images kept per unit."
-)
+@click.option("--k", default=9, show_default=True, type=count(1000), help="Images kept per unit.")
 @click.option(
     "--data",
     default=None,
@@ -47,7 +45,7 @@ from .app import cli, echo_written, lens_argument
     is_flag=True,
     help="Keep the most negative pre-activations instead of the largest values.",
 )
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=256, show_default=True, type=count(65_536))
 @click.option(
     "--grid",
     "grid_show",
@@ -56,7 +54,7 @@ from .app import cli, echo_written, lens_argument
     show_default=True,
     help="What the per-layer grid shows for each unit.",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--out", type=OutputPath("dir"), required=True, help="Output folder.")
 def examples_command(
     lens: Lens,
     unit_spec: str | None,

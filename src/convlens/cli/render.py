@@ -13,7 +13,7 @@ from ..images.render import neurons_grid, units_grid
 from ..lens import Lens
 from ..viz.prototypes import prototypes
 from ..viz.render import PRESETS, RenderResult, get_preset, render
-from .app import cli, echo_written, lens_argument
+from .app import SEED, OutputPath, cli, count, echo_written, lens_argument
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
 
@@ -30,7 +30,7 @@ def _options(func):
         ),
         click.option(
             "--steps",
-            type=click.IntRange(1),
+            type=count(100_000),
             help="Most optimization steps per unit "
             "(default: the preset's; 'clear' stops each unit once it has converged).",
         ),
@@ -38,16 +38,16 @@ def _options(func):
             "--diversity",
             default=1,
             show_default=True,
-            type=click.IntRange(1),
+            type=count(64),
             help="Different images per unit, pushed apart by a diversity term.",
         ),
         click.option(
             "--batch-size",
-            type=click.IntRange(1),
+            type=count(4096),
             help="Most images optimized at once (bounds memory; default 32 on CPU).",
         ),
         click.option(
-            "--seed", default=0, show_default=True, type=int, help="Same seed, same images."
+            "--seed", default=0, show_default=True, type=SEED, help="Same seed, same images."
         ),
         click.option(
             "--param",
@@ -62,7 +62,7 @@ def _options(func):
         ),
         click.option(
             "--out",
-            type=click.Path(path_type=Path),
+            type=OutputPath("dir"),
             required=True,
             help="Folder to write the pictures, .npy arrays and JSON into.",
         ),
