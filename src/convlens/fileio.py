@@ -31,6 +31,8 @@ TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")
 _umask_lock = threading.Lock()
+_watchers: list[tuple[str, Callable[[Path], None]]] = []
+_watch_lock = threading.Lock()
 
 
 def umask() -> int:
@@ -144,6 +146,35 @@ def check_output(path: str | Path, *, kind: Literal["dir", "file"] = "dir") -> P
 # --- writing ------------------------------------------------------------------------------------
 
 
+@contextmanager
+def watch_writes(root: str | Path, callback: Callable[[Path], None]) -> Iterator[None]:
+    """Call ``callback(path)`` before any file under ``root`` is written (while inside).
+
+    How a build keeps a list of everything it wrote, even files written by code that knows
+    nothing of the list (a new stage, a page): the list is saved before the file exists, so
+    after any kill the builder knows which files in its folder are its own.
+    """
+    entry = (os.path.abspath(root), callback)
+    with _watch_lock:
+        _watchers.append(entry)
+    try:
+        yield
+    finally:
+        with _watch_lock:
+            _watchers.remove(entry)
+
+
+def _notify(path: Path) -> None:
+    if not _watchers:
+        return
+    where = os.path.abspath(path)
+    with _watch_lock:
+        watchers = list(_watchers)
+    for root, callback in watchers:
+        if where.startswith(root + os.sep):
+            callback(Path(where))
+
+
 def _write_through(path: Path) -> Path:
     """Where writing ``path`` really goes: the file a symbolic link points to."""
     if not path.is_symlink():
@@ -178,6 +209,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     On failure nothing is left: the temp file is removed, and so are the folders created for it.
     """
+    _notify(Path(path))
     target = _write_through(Path(path))
     created = _missing_dirs(target.parent)
     tmp_path: Path | None = None

@@ -4,6 +4,12 @@ Order of writes for every task: its pictures (atomic), then the state file (atom
 stage (and when interrupted) the manifest and the pages are rebuilt from the finished tasks, the
 manifest last. So at any instant the folder is consistent: the manifest lists only finished,
 fully written pictures, and ``resume=True`` recomputes only unfinished tasks.
+
+Everything that can be refused is refused before the first file is written: the options, the
+stages, the dataset, and the folder (see :mod:`convlens.atlas.state`: someone else's files, an
+atlas of other options, a corrupt state with ``resume``, another build holding the lock).
+Every file written under the folder is claimed in the state first, so a later build removes
+exactly the files of this one.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data import Dataset
 from ..errors import UnknownNameError, did_you_mean
-from ..fileio import write_json
+from ..fileio import check_output, watch_writes, write_json
 from ..lens import Lens
 from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
 from .stages import STAGE_ORDER, Task, stage_tasks
-from .state import AtlasState, now, weights_digest
+from .state import AtlasState, check_folder, hold_lock, now, weights_digest
 
 
 def build_atlas(
@@ -40,6 +46,7 @@ def build_atlas(
     progress: bool = True,
     options: AtlasOptions | None = None,
     threads: int | None = 1,
+    force: bool = False,
 ) -> Path:
     """Write the atlas of ``lens`` to folder ``out``; return the path of its ``index.html``.
 
@@ -50,10 +57,12 @@ def build_atlas(
     are when resuming, absent otherwise). ``progress``: one overall bar plus a bar per stage.
     ``threads``: torch intra-op threads during the build (restored after). The atlas runs many
     small batches, which are fastest on one thread, and on a busy machine two spinning OpenMP
-    threads made renders 10-40x slower; ``None`` keeps torch's setting.
+    threads made renders 10-40x slower; ``None`` keeps torch's setting. ``force``: build into a
+    folder that also holds other files (they are kept), or replace an atlas built with other
+    options or data.
     """
     with _torch_threads(threads):
-        return _build(lens, Path(out), data, quick, resume, stages, progress, options)
+        return _build(lens, Path(out), data, quick, resume, stages, progress, options, force)
 
 
 @contextlib.contextmanager
@@ -76,9 +85,11 @@ def _build(
     stages: Sequence[str] | None,
     progress: bool,
     options: AtlasOptions | None,
+    force: bool,
 ) -> Path:
     opts = options or AtlasOptions.preset(quick)
     selected = _select_stages(stages)
+    check_output(out, kind="dir")
     ctx = BuildContext(
         lens=lens,
         out=out,
@@ -88,15 +99,30 @@ def _build(
         progress=progress,
     )
     data_key = data.name if isinstance(data, Dataset) else data
+    plan = {name: stage_tasks(name, ctx) for name in selected}  # checks layers and options
+    if not resume:
+        _ = ctx.dataset  # a bad --data is refused before the folder is touched
     fingerprint = {
         "weights": weights_digest(lens),
         "data": data_key,
         "options": opts.to_dict(),
     }
-    state = AtlasState.open(out, fingerprint, resume=resume)
-    plan = {name: stage_tasks(name, ctx) for name in selected}
-    order = [t.key for name in STAGE_ORDER for t in plan.get(name, [])]
+    check_folder(out, fingerprint, resume=resume, force=force)  # refusals write nothing
+    with hold_lock(out):
+        state = AtlasState.open(out, fingerprint, resume=resume, force=force)
+        with watch_writes(out, state.claim):
+            _run(ctx, state, plan, selected, progress)
+    return out / "index.html"
 
+
+def _run(
+    ctx: BuildContext,
+    state: AtlasState,
+    plan: dict[str, list[Task]],
+    selected: list[str],
+    progress: bool,
+) -> None:
+    order = [t.key for name in STAGE_ORDER for t in plan.get(name, [])]
     publish = _Publisher(ctx, state, order, plan, selected)
     publish()  # a consistent folder from the first second (pages of what is already done)
     total = sum(len(ts) for ts in plan.values())
@@ -126,7 +152,6 @@ def _build(
         overall.close()
         if dirty:  # interrupted mid-stage: show what finished
             publish()
-    return out / "index.html"
 
 
 def _run_task(ctx: BuildContext, state: AtlasState, task: Task) -> None:

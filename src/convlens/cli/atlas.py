@@ -19,7 +19,8 @@ from .app import OutputPath, cli, count, lens_argument
     type=OutputPath("dir"),
     default="atlas",
     show_default=True,
-    help="Folder to write (created; an existing atlas there is replaced unless --resume).",
+    help="Folder to write (created). An atlas there is rebuilt (only its own files are removed) "
+    "unless --resume; a folder holding other files, or an atlas of other options, needs --force.",
 )
 @click.option("--quick", is_flag=True, help="A small atlas in well under a minute: fewer units, "
               "steps and examples.")  # fmt: skip
@@ -40,6 +41,12 @@ from .app import OutputPath, cli, count, lens_argument
     type=count(256, 0),
     help="Torch threads during the build (0: torch's default). Small batches run fastest on one.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build into a folder that holds other files (they are kept), or replace an atlas built "
+    "with other options (e.g. a full one by --quick).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def atlas_command(
     lens: Lens,
@@ -49,6 +56,7 @@ def atlas_command(
     data: str | None,
     stages: str | None,
     threads: int,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Build the atlas of a model: an HTML report that opens from disk, no server needed.
@@ -64,7 +72,7 @@ def atlas_command(
     start = time.perf_counter()
     try:
         index = build_atlas(lens, out, data=data, quick=quick, resume=resume, stages=chosen,
-                            progress=not quiet, threads=threads or None)  # fmt: skip
+                            progress=not quiet, threads=threads or None, force=force)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished parts are kept; continue with "
                    f"'convlens atlas ... --out {out} --resume'", err=True)  # fmt: skip
