@@ -5,6 +5,8 @@ The CLI prints ``str(error)`` and exits with status 2; ``--debug`` shows the tra
 
 from __future__ import annotations
 
+MAX_MESSAGE = 1000  # characters: a message quoting a pasted blob stays readable
+
 
 class ConvlensError(Exception):
     """Base of every error convlens raises on purpose (bad input, not a bug).
@@ -14,7 +16,8 @@ class ConvlensError(Exception):
     """
 
     def __str__(self) -> str:
-        return " ".join(super().__str__().split())
+        text = " ".join(super().__str__().split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 class CheckpointError(ConvlensError):
