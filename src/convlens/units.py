@@ -190,6 +190,8 @@ def _class_indices(lens: Lens, selector: str) -> list[int]:
             if hi >= n:
                 raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {_short(key)}")
             out.extend(range(lo, hi + 1))
+            if len(out) > MAX_UNITS:
+                raise UnitError(f"more than {MAX_UNITS:,} units requested; ask for fewer at a time")
         elif _is_number(key):
             if int(key) >= n:
                 raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {key}")
