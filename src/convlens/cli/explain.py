@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .. import images
 from ..data import load_dataset
+from ..data.for_model import check_fits
 from ..errors import DataError
 from ..fileio import write_json
 from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel
@@ -219,6 +220,7 @@ def _sanity_inputs(lens: Lens, index: tuple[int, ...], image_path: Path | None, 
         raise DataError("this model does not record its dataset; pass --data NAME")
     seed = lens.source.get("config", {}).get("data", {}).get("split_seed", 0)
     dataset = load_dataset(name, split_seed=seed, size=lens.spec.height)
+    check_fits(dataset, lens)
     count = len(dataset.x_val)
     chosen = list(index) or list(range(min(n, count)))
     bad = [i for i in chosen if i >= count]
