@@ -128,6 +128,8 @@ def check_output(path: str | Path, *, kind: Literal["dir", "file"] = "dir") -> P
             raise OutputError(f"{path} is a file, not a folder; give a folder (or a new name)")
         if kind == "file" and real.is_dir():
             raise OutputError(f"{path} is a folder; give a file name")
+        if kind == "file" and not real.is_file():
+            raise OutputError(_not_regular(path))
     probe = real if kind == "dir" and real.is_dir() else real.parent
     while not probe.exists():
         probe = probe.parent
@@ -175,13 +177,22 @@ def _notify(path: Path) -> None:
             callback(Path(where))
 
 
+def _not_regular(path: Path) -> str:
+    return (
+        f"{path} is not a regular file (a device, pipe or socket); give the name of a file to "
+        "write (files are replaced whole, never written into)"
+    )
+
+
 def _write_through(path: Path) -> Path:
-    """Where writing ``path`` really goes: the file a symbolic link points to."""
-    if not path.is_symlink():
-        return path
-    real = Path(os.path.realpath(path))
+    """Where writing ``path`` really goes: the file a symbolic link points to. Never a device
+    or pipe (replacing ``/dev/null`` by a PNG would be a disaster)."""
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
     if real.is_dir():
-        raise OutputError(f"{path} is a link to the folder {real}; give a file name")
+        what = f"a link to the folder {real}" if real != path else "a folder"
+        raise OutputError(f"{path} is {what}; give a file name")
+    if real.exists() and not real.is_file():
+        raise OutputError(_not_regular(path))
     return real
 
 
