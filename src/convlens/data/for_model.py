@@ -19,6 +19,8 @@ def dataset_for(lens: Lens, name: str | None = None, *, limit: int | None = None
     the ones it was validated on.
     """
     recorded = lens.source.get("config", {}).get("data", {})
+    if name is not None and not name.strip():
+        raise DataError("--data is empty; give a dataset name (see 'convlens datasets')")
     chosen = name or recorded.get("name")
     if not chosen:
         raise DataError("this model does not record its dataset; pass --data NAME")

@@ -54,6 +54,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None 
     No ``bbox_inches="tight"``: convlens figures are laid out in exact pixels, and cropping would
     shift them. ``dpi`` defaults to the figure's own (convlens figures are built at 150).
     """
+
     def draw(f: IO[bytes]) -> None:
         with plain_text(fig):
             fig.savefig(f, format="png", dpi=dpi or fig.dpi, facecolor="white")

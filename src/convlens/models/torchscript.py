@@ -145,6 +145,11 @@ def _torch_load(path: Path, options: LoadOptions) -> Any:
             "(PYTHONPATH) or save a state_dict and use --arch"
         ) from None
     except Exception as exc:  # a trusted pickle can fail in arbitrary ways
+        if "magic number" in str(exc):  # a plain pickle.dump, not torch.save's layout
+            raise CheckpointError(
+                f"{path} is a Python pickle but not a file written by torch.save; give a model "
+                "saved with torch.save, TorchScript, safetensors or Keras"
+            ) from None
         raise CheckpointError(f"cannot unpickle {path}: {_first(exc)}") from None
     if isinstance(obj, nn.Module):
         return obj
