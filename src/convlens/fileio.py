@@ -137,11 +137,14 @@ def check_output(path: str | Path, *, kind: Literal["dir", "file"] = "dir") -> P
         raise OutputError(f"cannot write {path}: {probe} is a file, not a folder; choose "
                           "another output path")  # fmt: skip
     try:
+        times = os.stat(probe)
         fd, name = tempfile.mkstemp(prefix=".convlens-probe-", dir=probe)
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
         raise OutputError(describe_os_error(path, exc)) from None
+    with suppress(OSError):  # the folder looks untouched: same modification time as before
+        os.utime(probe, ns=(times.st_atime_ns, times.st_mtime_ns))
     return path
 
 

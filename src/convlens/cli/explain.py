@@ -12,7 +12,7 @@ from tqdm import tqdm
 from .. import images
 from ..data import load_dataset
 from ..data.for_model import check_fits
-from ..errors import DataError
+from ..errors import DataError, UnknownNameError
 from ..fileio import write_json
 from ..images.heatmaps import PanelEntry, heatmap_figure, heatmap_panel
 from ..lens import Lens
@@ -39,6 +39,8 @@ METHODS_HELP = "Comma list of methods, or 'all': " + ", ".join(method_names()) +
 def _methods(text: str) -> list[str]:
     names = method_names() if text.strip() == "all" else [m.strip() for m in text.split(",")]
     names = [n for n in names if n]
+    if not names:
+        raise UnknownNameError(f"no heatmap methods given; choose from {', '.join(method_names())}")
     for name in names:
         get_method(name)  # one-line error listing the valid methods
     return names

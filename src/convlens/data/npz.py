@@ -22,6 +22,10 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four Keras arrays from ``path``, loaded eagerly and without pickle."""
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist; check the path")
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    if head[:4] != b"PK\x03\x04" and head != b"\x93NUMPY":
+        raise DataError(f"{path} is not a readable .npz archive (not a zip file)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

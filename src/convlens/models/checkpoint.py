@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import CheckpointError, ConvlensError
+from ..errors import CheckpointError, ConvlensError, UnknownNameError
 from ..fileio import write_atomic, write_json
 from ..lens import InputSpec
 from .graph import GRAPH_ARCH, build_graph
@@ -136,6 +136,8 @@ def _build(config: dict[str, Any]) -> nn.Module:
         if arch.get("name") == GRAPH_ARCH:  # a converted foreign model: the graph is in the config
             return build_graph(arch.get("args", {}).get("graph"))
         return build_model(arch["name"], **arch.get("args", {}))
+    except UnknownNameError as exc:
+        raise CheckpointError(f"the config names an unknown architecture: {exc}") from None
     except ConvlensError:
         raise
     except (TypeError, ValueError, RuntimeError) as exc:
