@@ -32,7 +32,7 @@ from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
 from .stages import STAGE_ORDER, Task, stage_tasks
-from .state import AtlasState, check_folder, hold_lock, now, weights_digest
+from .state import AtlasState, check_folder, check_lock, hold_lock, now, weights_digest
 
 
 def build_atlas(
@@ -107,11 +107,15 @@ def _build(
         "data": data_key,
         "options": opts.to_dict(),
     }
+    check_lock(out)  # another build first: its folder is in flux
     check_folder(out, fingerprint, resume=resume, force=force)  # refusals write nothing
     with hold_lock(out):
         state = AtlasState.open(out, fingerprint, resume=resume, force=force)
-        with watch_writes(out, state.claim):
-            _run(ctx, state, plan, selected, progress)
+        try:
+            with watch_writes(out, state.claim):
+                _run(ctx, state, plan, selected, progress)
+        finally:
+            state.close()
     return out / "index.html"
 
 

@@ -1,9 +1,11 @@
 """The build state file: which tasks of an atlas finished, and which files the atlas wrote.
 
-``atlas-state.json`` holds, per finished task, its manifest fragment and timing; the fingerprint
-(weights, options, data) the work was done for; and the list of every file the atlas has
-written into its folder (each claimed *before* it is written, see
-:func:`convlens.fileio.watch_writes`). It is rewritten atomically, so after Ctrl-C or a kill:
+``atlas-state.json`` holds, per finished task, its manifest fragment and timing, and the
+fingerprint (weights, options, data) the work was done for; it is rewritten atomically after
+every task. ``atlas-files.txt`` lists every file the atlas has written into its folder, one per
+line, each appended *before* the file is written (see :func:`convlens.fileio.watch_writes`; an
+append survives a kill, and costs nothing like rewriting the state per file). So after Ctrl-C or
+a kill:
 
 - ``--resume`` recomputes exactly the unfinished tasks, and removes the temp files a killed
   write left behind;
@@ -24,22 +26,24 @@ import json
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConvlensError, OutputError
-from ..fileio import ensure_dir, output_errors, temp_target, write_json
+from ..fileio import describe_os_error, ensure_dir, output_errors, temp_target, write_json
 from ..lens import Lens
 from .manifest import MANIFEST, referenced_files
 
 STATE = "atlas-state.json"
 STATE_SCHEMA = "convlens-atlas-state"
+FILES = "atlas-files.txt"
 LOCK = ".convlens-atlas.lock"
 HOLDER = ".convlens-atlas.holder.json"
 # Files of the atlas's own bookkeeping (never listed as written pictures or pages).
-BOOKKEEPING = (STATE, MANIFEST, LOCK, HOLDER)
+BOOKKEEPING = (STATE, FILES, MANIFEST, LOCK, HOLDER)
 
 
 def weights_digest(lens: Lens) -> str:
@@ -58,6 +62,29 @@ def now() -> str:
 # --- the lock ----------------------------------------------------------------------------------
 
 
+def check_lock(out: Path) -> None:
+    """Refuse at once if another build holds the folder's lock (creates nothing)."""
+    from filelock import FileLock, Timeout
+
+    if not (out / LOCK).is_file():
+        return
+    lock = FileLock(str(out / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:  # a TimeoutError, so an OSError: caught first
+        raise _busy(out) from None
+    except OSError as exc:
+        raise OutputError(describe_os_error(out / LOCK, exc)) from None
+    lock.release()
+
+
+def _busy(out: Path) -> OutputError:
+    return OutputError(
+        f"another convlens build is writing {out} ({_holder(out)}); wait for it to finish "
+        "or stop it, or choose another --out"
+    )
+
+
 @contextmanager
 def hold_lock(out: Path) -> Iterator[None]:
     """Hold the folder's build lock (creating the folder); refuse at once if a build holds it.
@@ -70,13 +97,11 @@ def hold_lock(out: Path) -> Iterator[None]:
     ensure_dir(out)
     lock = FileLock(str(out / LOCK), timeout=0)
     try:
-        with output_errors(out / LOCK):
-            lock.acquire()
-    except Timeout:
-        raise OutputError(
-            f"another convlens build is writing {out} ({_holder(out)}); wait for it to finish "
-            "or stop it, or choose another --out"
-        ) from None
+        lock.acquire()
+    except Timeout:  # a TimeoutError, so an OSError: caught first
+        raise _busy(out) from None
+    except OSError as exc:
+        raise OutputError(describe_os_error(out / LOCK, exc)) from None
     try:
         write_json(out / HOLDER, {"pid": os.getpid(), "host": socket.gethostname(),
                                   "started": now(), "command": " ".join(sys.argv)})  # fmt: skip
@@ -134,9 +159,8 @@ class Folder:
         self.out = out
         self.state, self.state_problem = _read_json(out / STATE)
         self.manifest, _ = _read_json(out / MANIFEST)
-        known: set[str] = set(BOOKKEEPING)
+        known: set[str] = set(BOOKKEEPING) | read_files(out)
         if self.state and self.state.get("schema") == STATE_SCHEMA:
-            known |= {f for f in self.state.get("files", []) if isinstance(f, str)}
             known |= _fragment_files(self.state.get("tasks"))
         if self.manifest:
             with suppress(Exception):  # a damaged manifest names no files
@@ -163,6 +187,15 @@ class Folder:
         if self.manifest and isinstance(self.manifest.get("options"), dict):
             return {"options": self.manifest["options"]}
         return None
+
+
+def read_files(out: Path) -> set[str]:
+    """The files an atlas claimed in ``atlas-files.txt`` (empty when there is none)."""
+    try:
+        text = (out / FILES).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return {line for line in text.splitlines() if line and not line.startswith(("/", "../"))}
 
 
 def _all_files(out: Path) -> Iterator[str]:
@@ -232,6 +265,8 @@ class AtlasState:
         self.fingerprint = fingerprint
         self.tasks = tasks
         self.files = files
+        self._journal: Any = None
+        self._claiming = threading.Lock()  # writers may run in threads (an executor)
 
     @classmethod
     def open(
@@ -248,10 +283,11 @@ class AtlasState:
                 (out / rel).unlink(missing_ok=True)
         if resume and folder.state is not None:
             tasks = folder.state.get("tasks") or {}
-            files = set(folder.state.get("files") or []) | _fragment_files(tasks)
-            state = cls(out, fingerprint, dict(tasks), files)
+            state = cls(out, fingerprint, dict(tasks), read_files(out) | _fragment_files(tasks))
         else:
             cls.clear(out, folder.ours)
+            with output_errors(out / FILES):
+                (out / FILES).write_text("", encoding="utf-8")
             state = cls(out, fingerprint, {}, set())
         state.save()
         return state
@@ -259,7 +295,7 @@ class AtlasState:
     @staticmethod
     def clear(out: Path, files: list[str]) -> None:
         """Remove these files of an earlier atlas, then the folders they leave empty."""
-        keep = {LOCK, HOLDER}
+        keep = {LOCK, HOLDER, FILES}
         parents: set[Path] = set()
         for rel in files:
             if rel in keep:
@@ -276,8 +312,17 @@ class AtlasState:
         rel = Path(os.path.relpath(path, os.path.abspath(self.out))).as_posix()
         if rel in BOOKKEEPING or rel in self.files:
             return
-        self.files.add(rel)
-        self.save()
+        with self._claiming, output_errors(self.out / FILES):
+            if self._journal is None:
+                self._journal = open(self.out / FILES, "a", encoding="utf-8")  # noqa: SIM115
+            self._journal.write(rel + "\n")
+            self._journal.flush()  # in the kernel's hands: survives a kill of this process
+            self.files.add(rel)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def done(self, key: str) -> bool:
         return key in self.tasks
@@ -297,5 +342,5 @@ class AtlasState:
         write_json(
             self.out / STATE,
             {"schema": STATE_SCHEMA, "version": 1, "fingerprint": self.fingerprint,
-             "tasks": self.tasks, "files": sorted(self.files)},
+             "tasks": self.tasks},
         )  # fmt: skip
