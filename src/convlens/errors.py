@@ -36,9 +36,12 @@ class UnitError(ConvlensError):
     """A unit string that does not parse or does not resolve against the model."""
 
 
-class OutputError(ConvlensError):
+class OutputError(ConvlensError, OSError):
     """An output path cannot be written (a file where a folder should be, no permission, full
-    disk, a folder that holds someone else's files, another build holding it)."""
+    disk, a folder that holds someone else's files, another build holding it).
+
+    Also an ``OSError``, so code that tolerates a failed optional write (a cache in a read-only
+    checkpoint folder) keeps working."""
 
 
 class TrainingError(ConvlensError):

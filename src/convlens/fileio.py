@@ -92,7 +92,8 @@ def describe_os_error(path: str | Path, exc: OSError) -> str:
         errno.ENOTDIR: ("a part of it is not a folder", advice),
         errno.EEXIST: ("a file of that name is in the way", advice),
     }  # fmt: skip
-    reason, todo = reasons.get(code or -1, (exc.strerror or type(exc).__name__, advice))
+    default = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    reason, todo = reasons.get(code or -1, (default, advice))
     return f"cannot write {path}: {reason}; {todo}"
 
 
