@@ -227,3 +227,38 @@ def test_class_names_are_drawn_literally(tmp_path: Path) -> None:
                                     np.full(3, 1 / 3), names, title=names[0])  # fmt: skip
     path = images.save_figure(fig, tmp_path / "acts.png")
     assert path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("code", "phrase"),
+    [(errno.EACCES, "permission denied"), (errno.EPERM, "not permitted"),
+     (errno.EROFS, "read-only"), (errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota"),
+     (errno.ENAMETOOLONG, "too long"), (errno.ELOOP, "loop of symbolic links")],
+)  # fmt: skip
+def test_output_checks_name_the_problem(tmp_path: Path, monkeypatch, code: int, phrase: str):
+    """What the probe before work can meet (here simulated) becomes one line with the path."""
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError) as info:
+        fileio.check_output(tmp_path / "x")
+    text = str(info.value)
+    assert phrase in text and str(tmp_path / "x") in text and "\n" not in text
+
+
+def test_an_immutable_folder_is_refused_at_once(kaggle4_ckpt: Path, tmp_path: Path, capsys):
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    if subprocess.run(["chattr", "+i", str(frozen)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        for argv in (["train", "--epochs", "1"], ["kernels", str(kaggle4_ckpt)],
+                     ["atlas", str(kaggle4_ckpt), "--quick"]):  # fmt: skip
+            code, _, err = run_cli([*argv, "--out", str(frozen / "out")], capsys)
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert "not permitted" in err and str(frozen / "out") in err
+        assert list(frozen.iterdir()) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(frozen)], check=True)

@@ -100,8 +100,6 @@ def _build(
     )
     data_key = data.name if isinstance(data, Dataset) else data
     plan = {name: stage_tasks(name, ctx) for name in selected}  # checks layers and options
-    if not resume:
-        _ = ctx.dataset  # a bad --data is refused before the folder is touched
     fingerprint = {
         "weights": weights_digest(lens),
         "data": data_key,
@@ -109,6 +107,8 @@ def _build(
     }
     check_lock(out)  # another build first: its folder is in flux
     check_folder(out, fingerprint, resume=resume, force=force)  # refusals write nothing
+    if not resume:
+        _ = ctx.dataset  # a bad --data is refused before the folder is touched
     with hold_lock(out):
         state = AtlasState.open(out, fingerprint, resume=resume, force=force)
         try:
