@@ -237,19 +237,25 @@ def check_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool, force:
         if folder.state.get("schema") != STATE_SCHEMA:
             raise ConvlensError(f"{out / STATE} is not an atlas state file; drop --resume to "
                                 "rebuild the atlas from scratch")  # fmt: skip
-        if folder.state.get("fingerprint") != fingerprint:
+        earlier = folder.state.get("fingerprint") or {}
+        if earlier != fingerprint:
+            settings = [k for k in ("options", "data") if earlier.get(k) != fingerprint.get(k)]
+            rebuild = "drop --resume and pass --force to replace it" if settings else (
+                "drop --resume to rebuild it")  # fmt: skip
+            differ = " and ".join(settings) or "weights"
             raise ConvlensError(
-                f"the atlas in {out} was built from other weights, data or options; "
-                "drop --resume to rebuild it, or resume with the options it used"
+                f"the atlas in {out} was built from other weights, data or options (its {differ} "
+                f"differ); {rebuild}, or resume with the settings it used"
             )
         return folder
     earlier = folder.earlier()
-    if earlier is not None and folder.ours and not force:
+    pictures = [f for f in folder.ours if f not in BOOKKEEPING]
+    if earlier is not None and pictures and not force:
         keys = [k for k in ("options", "data") if k in earlier]
         if any(earlier[k] != fingerprint.get(k) for k in keys):
             old, new = _kind(earlier.get("options") or {}), _kind(fingerprint.get("options") or {})
             raise OutputError(
-                f"{out} holds a {old} atlas ({len(folder.ours)} files) built with other options "
+                f"{out} holds a {old} atlas ({len(pictures)} files) built with other options "
                 f"or data than this {new} one; pass --force to replace it, or choose another --out"
             )
     return folder
