@@ -452,3 +452,12 @@ def snapshot(*folders: Path) -> dict[str, tuple[int, int, str]]:
                 kind = "link" if path.is_symlink() else "dir" if path.is_dir() else "file"
                 seen[str(path)] = (st.st_size if kind == "file" else 0, st.st_mtime_ns, kind)
     return seen
+
+
+def tiny(dataset: Any, train: int = 400, val: int = 200) -> Any:
+    """The first images of a dataset: enough to train a model that loads, in a second."""
+    from convlens.data import Dataset
+
+    return Dataset(dataset.name, dataset.x_train[:train], dataset.y_train[:train],
+                   dataset.x_val[:val], dataset.y_val[:val], dataset.class_names,
+                   dataset.split_seed)  # fmt: skip

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bad_world import build_checkpoints, build_datasets, build_files, build_images, build_user
+from bad_world import build_checkpoints, build_datasets, build_files, build_images, build_user, tiny
 from bad_world import snapshot as take_snapshot
 from cli_helpers import run_cli
 
@@ -41,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mnist_small) -> dict[str, Pa
 
     root = tmp_path_factory.mktemp("bad_world")
     ckpt = root / "ckpt"
-    train("simple2", mnist_small, out=ckpt, epochs=1, snapshots=True, progress=False)
+    train("simple2", tiny(mnist_small), out=ckpt, epochs=1, snapshots=True, progress=False)
     shutil.copytree(ckpt, root / "ckcopy")
     build_checkpoints(ckpt, root / "bad")
     build_files(root / "files", ckpt)
@@ -51,7 +51,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, mnist_small) -> dict[str, Pa
     (root / "dangling").symlink_to(root / "nowhere")
     (root / "loop").symlink_to(root / "loop")
     (root / "dirlink.png").symlink_to(root / "user", target_is_directory=True)
-    # Caches are written on first use; make them now so that no case below adds one.
     return {
         "root": root,
         "ckpt": ckpt,

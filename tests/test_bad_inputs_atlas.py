@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from atlas_driver import OPTIONS
+from bad_world import tiny
 from cli_helpers import run_cli
 
 import convlens as cl
@@ -38,7 +39,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory, mnist_small) -> Path:
     from convlens.train import train
 
     out = tmp_path_factory.mktemp("atlas_ckpt") / "simple2"
-    train("simple2", mnist_small, out=out, epochs=2, snapshots=True, progress=False)
+    train("simple2", tiny(mnist_small), out=out, epochs=2, snapshots=True, progress=False)
     return out
 
 

@@ -14,11 +14,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_world import tiny
 from cli_helpers import run_cli
 
 import convlens as cl
 from convlens import fileio, images
 from convlens.errors import CheckpointError, OutputError, TrainingError
+
+
+@pytest.fixture(scope="module")
+def small(mnist_small):
+    return tiny(mnist_small, train=300, val=100)
+
+
+@pytest.fixture(scope="module")
+def ckpt(small, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("output_ckpt") / "simple2"
+    cl.train("simple2", small, out=out, epochs=1, progress=False)
+    return out
+
 
 # --- fileio -------------------------------------------------------------------------------------
 
@@ -66,13 +80,13 @@ def test_devices_are_never_replaced(tmp_path: Path) -> None:
     assert link.is_symlink() and Path("/dev/null").is_char_device()
 
 
-def test_cli_writes_through_a_linked_picture(kaggle4_ckpt: Path, tmp_path: Path, capsys) -> None:
+def test_cli_writes_through_a_linked_picture(ckpt: Path, tmp_path: Path, capsys) -> None:
     real = tmp_path / "pictures" / "k.png"
     real.parent.mkdir()
     real.write_bytes(b"old")
     link = tmp_path / "k.png"
     link.symlink_to(real)
-    code, _, err = run_cli(["kernels", str(kaggle4_ckpt), "--layer", "conv2d_1", "--out",
+    code, _, err = run_cli(["kernels", str(ckpt), "--layer", "conv2d_1", "--out",
                             str(link)], capsys)  # fmt: skip
     assert code == 0, err
     assert link.is_symlink() and real.read_bytes()[:4] == b"\x89PNG"
@@ -82,10 +96,10 @@ def test_cli_writes_through_a_linked_picture(kaggle4_ckpt: Path, tmp_path: Path,
 # --- training -----------------------------------------------------------------------------------
 
 
-def test_diverging_training_stops_and_writes_nothing(mnist_small, tmp_path: Path) -> None:
+def test_diverging_training_stops_and_writes_nothing(small, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match=r"training diverged at epoch 1, batch \d+: the loss"):
-        cl.train("simple2", mnist_small, out=out, epochs=2, lr=1e30, snapshots=True,
+        cl.train("simple2", small, out=out, epochs=2, lr=1e30, snapshots=True,
                  progress=False)  # fmt: skip
     assert not out.exists()
 
@@ -102,24 +116,24 @@ def test_diverging_training_from_the_cli(tmp_path: Path, capsys) -> None:
 
 
 def test_train_into_a_checkpoint_needs_overwrite_which_removes_old_snapshots(
-    mnist_small, tmp_path: Path
+    small, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    cl.train("simple2", mnist_small, out=out, epochs=2, snapshots=True, progress=False)
+    cl.train("simple2", small, out=out, epochs=2, snapshots=True, progress=False)
     (out / "cache").mkdir()
     (out / "cache" / "maxima_old.safetensors").write_bytes(b"stale")
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == [
         "epoch_001.safetensors", "epoch_002.safetensors"]  # fmt: skip
     with pytest.raises(OutputError, match="already holds a checkpoint; pass --overwrite"):
-        cl.train("simple2", mnist_small, out=out, epochs=1, progress=False)
+        cl.train("simple2", small, out=out, epochs=1, progress=False)
     # A diverging rerun with overwrite leaves the old checkpoint as it was.
     before = (out / "config.json").read_text()
     with pytest.raises(TrainingError):
-        cl.train("simple2", mnist_small, out=out, epochs=1, lr=1e30, overwrite=True,
+        cl.train("simple2", small, out=out, epochs=1, lr=1e30, overwrite=True,
                  progress=False)  # fmt: skip
     assert (out / "config.json").read_text() == before
     assert len(list((out / "snapshots").iterdir())) == 2
-    cl.train("simple2", mnist_small, out=out, epochs=1, overwrite=True, progress=False)
+    cl.train("simple2", small, out=out, epochs=1, overwrite=True, progress=False)
     assert not (out / "snapshots").exists() and not (out / "cache").exists()
     assert [h["epoch"] for h in json.loads((out / "config.json").read_text())["history"]] == [1]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -248,14 +262,14 @@ def test_output_checks_name_the_problem(tmp_path: Path, monkeypatch, code: int, 
     assert phrase in text and str(tmp_path / "x") in text and "\n" not in text
 
 
-def test_an_immutable_folder_is_refused_at_once(kaggle4_ckpt: Path, tmp_path: Path, capsys):
+def test_an_immutable_folder_is_refused_at_once(ckpt: Path, tmp_path: Path, capsys):
     frozen = tmp_path / "frozen"
     frozen.mkdir()
     if subprocess.run(["chattr", "+i", str(frozen)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not permitted here")
     try:
-        for argv in (["train", "--epochs", "1"], ["kernels", str(kaggle4_ckpt)],
-                     ["atlas", str(kaggle4_ckpt), "--quick"]):  # fmt: skip
+        for argv in (["train", "--epochs", "1"], ["kernels", str(ckpt)],
+                     ["atlas", str(ckpt), "--quick"]):  # fmt: skip
             code, _, err = run_cli([*argv, "--out", str(frozen / "out")], capsys)
             assert code == 2 and len(err.strip().splitlines()) == 1, err
             assert "not permitted" in err and str(frozen / "out") in err
