@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(CONVLENS) train --model kaggle4 --data mnist --epochs 8 --snapshots --out $(RUN)
+	$(CONVLENS) train --model kaggle4 --data mnist --epochs 8 --snapshots --out $(RUN) --overwrite
 	$(CONVLENS) layers $(RUN)
 	$(CONVLENS) atlas $(RUN) --out $(OUT)/atlas
 

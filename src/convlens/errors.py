@@ -5,9 +5,19 @@ The CLI prints ``str(error)`` and exits with status 2; ``--debug`` shows the tra
 
 from __future__ import annotations
 
+MAX_MESSAGE = 1000  # characters: a message quoting a pasted blob stays readable
+
 
 class ConvlensError(Exception):
-    """Base of every error convlens raises on purpose (bad input, not a bug)."""
+    """Base of every error convlens raises on purpose (bad input, not a bug).
+
+    ``str()`` is always one line: a message that quotes a user's text (a path or a value with
+    a newline in it) must not turn into several lines on the terminal.
+    """
+
+    def __str__(self) -> str:
+        text = " ".join(super().__str__().split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 class CheckpointError(ConvlensError):
@@ -24,6 +34,18 @@ class UnknownNameError(ConvlensError):
 
 class UnitError(ConvlensError):
     """A unit string that does not parse or does not resolve against the model."""
+
+
+class OutputError(ConvlensError, OSError):
+    """An output path cannot be written (a file where a folder should be, no permission, full
+    disk, a folder that holds someone else's files, another build holding it).
+
+    Also an ``OSError``, so code that tolerates a failed optional write (a cache in a read-only
+    checkpoint folder) keeps working."""
+
+
+class TrainingError(ConvlensError):
+    """Training could not produce a usable model (the loss became NaN or infinite)."""
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...], what: str) -> str:

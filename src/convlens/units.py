@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 UnitKind = Literal["channel", "neuron", "class"]
 UNIT_LAYER_KINDS = ("conv", "dense", "block")
 PRE = "pre:"  # the selector prefix for values before the layer's activation
+MAX_UNITS = 100_000  # units in one request (a list is checked as it is read, not after)
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -47,6 +48,20 @@ class Unit:
 
 
 _ITEM = re.compile(r"^(?P<layer>[^:@]+):(?P<sel>[^@]+?)(?:@(?P<pos>.+))?$")
+# Numbers in units are ASCII digits only (no '²', no Arabic-Indic digits), at most 9 of them:
+# every index is checked against the layer's size before any list of units is built.
+_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)
+_RANGE = re.compile(r"([0-9]{1,9})-([0-9]{1,9})", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def _short(text: str) -> str:
+    """A user's text for a message, cut when long (a pasted megabyte stays one short line)."""
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+def _is_number(text: str) -> bool:
+    return _NUMBER.fullmatch(text) is not None
 
 
 def split_unit_list(text: str) -> list[str]:
@@ -55,7 +70,7 @@ def split_unit_list(text: str) -> list[str]:
     for piece in (p.strip() for p in text.split(",")):
         if not piece:
             continue
-        if items and "@" in items[-1] and items[-1].count(",") == 0 and re.fullmatch(r"\d+", piece):
+        if items and "@" in items[-1] and items[-1].count(",") == 0 and _DIGITS.fullmatch(piece):
             items[-1] += "," + piece
         else:
             items.append(piece)
@@ -74,6 +89,8 @@ def resolve_units(lens: Lens, spec: str | Iterable[str]) -> list[Unit]:
     units: list[Unit] = []
     for item in items:
         units.extend(_resolve_one(lens, item))
+        if len(units) > MAX_UNITS:
+            raise UnitError(f"more than {MAX_UNITS:,} units requested; ask for fewer at a time")
     return list(dict.fromkeys(units))
 
 
@@ -123,27 +140,42 @@ def _channel_indices(selector: str, count: int, layer: str) -> list[int]:
         return list(range(count))
     indices: list[int] = []
     for part in selector.split("+"):
-        if re.fullmatch(r"\d+-\d+", part):
-            lo, hi = (int(v) for v in part.split("-"))
+        if match := _RANGE.fullmatch(part):
+            lo, hi = int(match[1]), int(match[2])
             if lo > hi:
                 raise UnitError(f"range {part!r} of {layer} runs backwards; write {hi}-{lo}")
+            if hi >= count:  # checked before the range is built: 0-9999999999 costs nothing
+                raise UnitError(f"{layer} has {count} channels (0-{count - 1}); got {_short(part)}")
             indices.extend(range(lo, hi + 1))
-        elif re.fullmatch(r"\d+", part):
+            if len(indices) > MAX_UNITS:
+                raise UnitError(f"more than {MAX_UNITS:,} units requested; ask for fewer at a time")
+        elif _is_number(part):
+            if int(part) >= count:
+                raise UnitError(f"{layer} has {count} channels (0-{count - 1}); got {part}")
             indices.append(int(part))
         else:
-            raise UnitError(f"cannot read channel {part!r} of {layer}; use a number, A-B or *")
-    bad = [i for i in indices if i >= count]
-    if bad:
-        raise UnitError(f"{layer} has {count} channels (0-{count - 1}); got {bad[0]}")
+            if _DIGITS.fullmatch(part) or re.fullmatch(r"[0-9]+-[0-9]+", part, re.ASCII):
+                raise UnitError(f"{layer} has {count} channels (0-{count - 1}); got {_short(part)}")
+            raise UnitError(
+                f"cannot read channel {_short(part)!r} of {layer}; use a number (ASCII digits), "
+                "A-B or *"
+            )
     return indices
 
 
 def _position(text: str, rows: int, cols: int, item: str) -> tuple[int, int]:
     if text.strip().lower() in ("c", "center", "centre"):
         return rows // 2, cols // 2
-    parts = text.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise UnitError(f"{item!r}: write the neuron position as @ROW,COL (e.g. @7,7) or @center")
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(_DIGITS.fullmatch(p) for p in parts):
+        raise UnitError(
+            f"{item!r}: write the neuron position as @ROW,COL in ASCII digits (e.g. @7,7) or "
+            "@center"
+        )
+    if not all(_is_number(p) for p in parts):
+        raise UnitError(
+            f"{_short(item)!r}: position {_short(text)!r} is outside the {rows}x{cols} map"
+        )
     r, c = (int(p) for p in parts)
     if r >= rows or c >= cols:
         raise UnitError(
@@ -165,14 +197,21 @@ def _class_indices(lens: Lens, selector: str) -> list[int]:
             out.append(names.index(key))
         elif key in NUMBER_WORDS and str(NUMBER_WORDS.index(key)) in names:
             out.append(names.index(str(NUMBER_WORDS.index(key))))
-        elif re.fullmatch(r"\d+-\d+", key):
-            lo, hi = (int(v) for v in key.split("-"))
+        elif match := _RANGE.fullmatch(key):
+            lo, hi = int(match[1]), int(match[2])
+            if lo > hi:
+                raise UnitError(f"class range {key!r} runs backwards; write {hi}-{lo}")
+            if hi >= n:
+                raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {_short(key)}")
             out.extend(range(lo, hi + 1))
-        elif key.isdigit():
+            if len(out) > MAX_UNITS:
+                raise UnitError(f"more than {MAX_UNITS:,} units requested; ask for fewer at a time")
+        elif _is_number(key):
+            if int(key) >= n:
+                raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {key}")
             out.append(int(key))
+        elif _DIGITS.fullmatch(key) or re.fullmatch(r"[0-9]+-[0-9]+", key, re.ASCII):
+            raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {_short(key)}")
         else:
-            raise UnitError(did_you_mean(part, list(lens.class_names), "class"))
-    bad = [c for c in out if c >= n]
-    if bad:
-        raise UnitError(f"the model has {n} classes (0-{n - 1}); got class {bad[0]}")
+            raise UnitError(did_you_mean(_short(part), list(lens.class_names), "class"))
     return out

@@ -4,6 +4,12 @@ Order of writes for every task: its pictures (atomic), then the state file (atom
 stage (and when interrupted) the manifest and the pages are rebuilt from the finished tasks, the
 manifest last. So at any instant the folder is consistent: the manifest lists only finished,
 fully written pictures, and ``resume=True`` recomputes only unfinished tasks.
+
+Everything that can be refused is refused before the first file is written: the options, the
+stages, the dataset, and the folder (see :mod:`convlens.atlas.state`: someone else's files, an
+atlas of other options, a corrupt state with ``resume``, another build holding the lock).
+Every file written under the folder is claimed in the state first, so a later build removes
+exactly the files of this one.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from .. import __version__
 from ..data import Dataset
 from ..distributed import ChunkStore, Executor, InProcess
 from ..errors import UnknownNameError, did_you_mean
-from ..fileio import write_json
+from ..fileio import check_output, watch_writes, write_json
 from ..lens import Lens
 from ..progress import bar as progress_bar
 from ..units import UNIT_LAYER_KINDS
@@ -28,7 +34,15 @@ from .context import BuildContext
 from .manifest import MANIFEST, SCHEMA, VERSION, assemble
 from .options import AtlasOptions
 from .stages import STAGE_ORDER, Task, stage_tasks
-from .state import CHUNKS, AtlasState, now, weights_digest
+from .state import (
+    CHUNKS,
+    AtlasState,
+    check_folder,
+    check_lock,
+    hold_lock,
+    now,
+    weights_digest,
+)
 
 
 def build_atlas(
@@ -43,6 +57,7 @@ def build_atlas(
     options: AtlasOptions | None = None,
     threads: int | None = 1,
     executor: Executor | None = None,
+    force: bool = False,
 ) -> Path:
     """Write the atlas of ``lens`` to folder ``out``; return the path of its ``index.html``.
 
@@ -57,9 +72,13 @@ def build_atlas(
     the render chunks and mining shards run (default in this process; a
     :class:`~convlens.distributed.RayExecutor` gives the same atlas). Finished chunks are kept
     in ``out/.chunks`` until their task is recorded, so a resumed build skips them too.
+    ``force``: build into a folder that also holds other files (they are kept), or replace an
+    atlas built with other options or data.
     """
     with _torch_threads(threads):
-        return _build(lens, Path(out), data, quick, resume, stages, progress, options, executor)
+        return _build(
+            lens, Path(out), data, quick, resume, stages, progress, options, executor, force
+        )
 
 
 @contextlib.contextmanager
@@ -83,9 +102,11 @@ def _build(
     progress: bool,
     options: AtlasOptions | None,
     executor: Executor | None,
+    force: bool,
 ) -> Path:
     opts = options or AtlasOptions.preset(quick)
     selected = _select_stages(stages)
+    check_output(out, kind="dir")
     chunks = ChunkStore(out / CHUNKS)
     ctx = BuildContext(
         lens=lens,
@@ -99,15 +120,34 @@ def _build(
         ),  # in-process chunks run on the build's own thread setting
     )
     data_key = data.name if isinstance(data, Dataset) else data
+    plan = {name: stage_tasks(name, ctx) for name in selected}  # checks layers and options
     fingerprint = {
         "weights": weights_digest(lens),
         "data": data_key,
         "options": opts.to_dict(),
     }
-    state = AtlasState.open(out, fingerprint, resume=resume)
-    plan = {name: stage_tasks(name, ctx) for name in selected}
-    order = [t.key for name in STAGE_ORDER for t in plan.get(name, [])]
+    check_lock(out)  # another build first: its folder is in flux
+    check_folder(out, fingerprint, resume=resume, force=force)  # refusals write nothing
+    if not resume:
+        _ = ctx.dataset  # a bad --data is refused before the folder is touched
+    with hold_lock(out):
+        state = AtlasState.open(out, fingerprint, resume=resume, force=force)
+        try:
+            with watch_writes(out, state.claim):
+                _run(ctx, state, plan, selected, progress)
+        finally:
+            state.close()
+    return out / "index.html"
 
+
+def _run(
+    ctx: BuildContext,
+    state: AtlasState,
+    plan: dict[str, list[Task]],
+    selected: list[str],
+    progress: bool,
+) -> None:
+    order = [t.key for name in STAGE_ORDER for t in plan.get(name, [])]
     publish = _Publisher(ctx, state, order, plan, selected)
     publish()  # a consistent folder from the first second (pages of what is already done)
     total = sum(len(ts) for ts in plan.values())
@@ -133,12 +173,12 @@ def _build(
                 ctx.bar = None
             publish()
             dirty = False
-        chunks.clear()  # every task is recorded: its chunks are no longer needed
+        if ctx.executor is not None and ctx.executor.store is not None:
+            ctx.executor.store.clear()  # every task is recorded: its chunks are no longer needed
     finally:
         overall.close()
         if dirty:  # interrupted mid-stage: show what finished
             publish()
-    return out / "index.html"
 
 
 def _run_task(ctx: BuildContext, state: AtlasState, task: Task) -> None:

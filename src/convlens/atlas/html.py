@@ -192,7 +192,8 @@ def write_pages(out: Path, manifest: dict[str, Any]) -> list[str]:
         written.append(f"assets/{name}")
     nav = _nav(manifest)
     guide = resolve_guide(manifest)
-    for rel, template, extra in _pages(manifest):
+    # The entry page last: until it is written, the old one links only to pages that exist.
+    for rel, template, extra in sorted(_pages(manifest), key=lambda p: p[0] == "index.html"):
         root = "../" * rel.count("/")
         page = Page(manifest, root)
         text = env.get_template(template).render(

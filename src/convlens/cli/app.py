@@ -1,20 +1,93 @@
-"""The root click group and the options every command shares."""
+"""The root click group, the options every command shares, and the types that check input.
+
+Commands live one group per module (``cli/foundation.py``, ``cli/render.py``, ...) and are
+imported only when run: :data:`COMMANDS` in ``cli/__init__.py`` names each command's module
+and its one-line help, so ``convlens --help`` and ``--version`` answer without importing torch.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+MAX_SEED = 2**32 - 1
 
 
-@click.group(context_settings=CONTEXT)
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+class RunState:
+    """What main() needs to know after the command ran (set while parsing)."""
+
+    debug = False
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        RunState.debug = True
+
+
+def debug_option(hidden: bool) -> click.Option:
+    """``--debug``, accepted before or after the command name (a value that happens to read
+    ``--debug``, as in ``--out --debug``, is that option's value, as click parses it)."""
+    return click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                        hidden=hidden, callback=_set_debug,
+                        help="Show full tracebacks instead of one-line errors.")  # fmt: skip
+
+
+class ConvlensGroup(click.Group):
+    """The root group: commands are imported on first use, and every command takes --debug."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}  # command -> (module in cli/, short help)
+
+    def add_lazy(self, table: dict[str, tuple[str, str]]) -> None:
+        self.lazy.update(table)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "debug" for p in cmd.params):
+            cmd.params.append(debug_option(hidden=True))
+        super().add_command(cmd, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            importlib.import_module(f"{__package__}.{self.lazy[cmd_name][0]}")
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from ..errors import did_you_mean
+
+            ctx.fail(did_you_mean(name, self.list_commands(ctx), "command").rstrip("."))
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from the table (no command module is imported)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is not None and cmd.hidden:
+                continue
+            limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+            rows.append((name, cmd.get_short_help_str(limit) if cmd else self.lazy[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=ConvlensGroup, context_settings=CONTEXT, params=[debug_option(hidden=False)])
 @click.version_option(package_name="convlens")
-def cli(debug: bool) -> None:
+def cli() -> None:
     """convlens: see what a convolutional network has learned and why it decides as it does.
 
     \b
@@ -28,12 +101,67 @@ def cli(debug: bool) -> None:
     'convlens convert', a Keras .keras or legacy .h5 file, a TorchScript file, or a PyTorch
     state_dict with --arch (see 'convlens layers --help' for the loading options).
     """
-    del debug  # handled in main(); declared here so it shows in --help
+
+
+# --- types that check what the user typed ----------------------------------------------------
+
+
+class InputPath(click.Path):
+    """A path to read; an empty string is refused (it would silently mean the current folder)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not str(value).strip():
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class OutputPath(click.ParamType):
+    """Where a command writes, checked before any work starts (see :func:`fileio.check_output`).
+
+    ``kind``: ``"dir"`` (a folder to write into), ``"file"``, or ``"auto"`` (a file when the
+    name ends in one of ``file_suffixes``, else a folder).
+    """
+
+    name = "path"
+
+    def __init__(self, kind: Literal["dir", "file", "auto"] = "dir",
+                 file_suffixes: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.kind, self.file_suffixes = kind, file_suffixes
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..fileio import check_output
+
+        if not str(value).strip():
+            self.fail("the path is empty; give a file or folder name", param, ctx)
+        path = Path(value)
+        as_file = self.kind == "file" or path.suffix.lower() in self.file_suffixes
+        return check_output(path, kind="file" if as_file and self.kind != "dir" else "dir")
+
+
+class FiniteFloat(click.FloatRange):
+    """A float within bounds that is a real number (``nan`` and ``inf`` are refused)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def count(high: int, low: int = 1) -> click.IntRange:
+    """An integer count with both bounds (so a typo cannot ask for 10^12 of something)."""
+    return click.IntRange(low, high)
+
+
+SEED = click.IntRange(0, MAX_SEED)  # what numpy, torch and Python's random all accept
 
 
 def ckpt_argument(func: Any) -> Any:
     """The model path argument alone (for commands that handle loading themselves)."""
-    return click.argument("ckpt", metavar="CKPT", type=click.Path(path_type=Path))(func)
+    return click.argument("ckpt", metavar="CKPT", type=InputPath())(func)
 
 
 def lens_argument(func: Any) -> Any:
@@ -56,7 +184,7 @@ def lens_argument(func: Any) -> Any:
     for option in reversed(LOAD_OPTION_DECORATORS):
         carrier = option(carrier)
     carrier = click.option(
-        "--epoch", type=click.IntRange(1), default=None,
+        "--epoch", type=count(1_000_000), default=None,
         help="Use the weights kept after this epoch (checkpoints trained with --snapshots).",
     )(carrier)  # fmt: skip
     # click lists params in reverse order of __click_params__: putting the loading options at
@@ -66,7 +194,7 @@ def lens_argument(func: Any) -> Any:
     if taken:
         raise TypeError(f"{func.__name__}: option names {sorted(taken)} are reserved for loading")
     params[:0] = carrier.__click_params__  # type: ignore[attr-defined]
-    return click.argument("ckpt", metavar="CKPT", type=click.Path(path_type=Path))(wrapper)
+    return click.argument("ckpt", metavar="CKPT", type=InputPath())(wrapper)
 
 
 # Options for model files that do not describe themselves fully (Keras, PyTorch, TorchScript).
@@ -102,11 +230,11 @@ def input_options(func: Any) -> Any:
         help="Dataset for --index. Default: the one the model was trained on.",
     )(func)
     func = click.option(
-        "--image", "image_path", type=click.Path(path_type=Path),
+        "--image", "image_path", type=InputPath(),
         help="Any PNG/JPG; converted to the model's input (the conversion is reported).",
     )(func)  # fmt: skip
     return click.option(
-        "--index", type=click.IntRange(0), help="Image of the validation split, by index."
+        "--index", type=count(10**9, 0), help="Image of the validation split, by index."
     )(func)
 
 

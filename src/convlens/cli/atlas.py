@@ -9,7 +9,7 @@ import click
 
 from ..atlas import STAGE_ORDER, build_atlas, load_manifest
 from ..lens import Lens
-from .app import cli, lens_argument
+from .app import OutputPath, cli, count, lens_argument
 from .executor import executor_for, ray_option
 
 
@@ -17,10 +17,11 @@ from .executor import executor_for, ray_option
 @lens_argument
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
-    default=Path("atlas"),
+    type=OutputPath("dir"),
+    default="atlas",
     show_default=True,
-    help="Folder to write (created; an existing atlas there is replaced unless --resume).",
+    help="Folder to write (created). An atlas there is rebuilt (only its own files are removed) "
+    "unless --resume; a folder holding other files, or an atlas of other options, needs --force.",
 )
 @click.option("--quick", is_flag=True, help="A small atlas in well under a minute: fewer units, "
               "steps and examples.")  # fmt: skip
@@ -38,10 +39,16 @@ from .executor import executor_for, ray_option
     "--threads",
     default=1,
     show_default=True,
-    type=click.IntRange(0),
+    type=count(256, 0),
     help="Torch threads during the build (0: torch's default). Small batches run fastest on one.",
 )
 @ray_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build into a folder that holds other files (they are kept), or replace an atlas built "
+    "with other options (e.g. a full one by --quick).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def atlas_command(
     lens: Lens,
@@ -52,6 +59,7 @@ def atlas_command(
     stages: str | None,
     threads: int,
     ray_spec: str | None,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Build the atlas of a model: an HTML report that opens from disk, no server needed.
@@ -70,8 +78,8 @@ def atlas_command(
     try:
         with executor_for(ray_spec) as executor:
             index = build_atlas(lens, out, data=data, quick=quick, resume=resume, stages=chosen,
-                                progress=not quiet, threads=threads or None,
-                                executor=executor)  # fmt: skip
+                                progress=not quiet, threads=threads or None, executor=executor,
+                                force=force)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished parts are kept; continue with "
                    f"'convlens atlas ... --out {out} --resume'", err=True)  # fmt: skip

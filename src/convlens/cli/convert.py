@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..models.convert import convert_keras
-from .app import LOAD_OPTION_DECORATORS, LOAD_OPTIONS, cli, echo_written
+from .app import LOAD_OPTION_DECORATORS, LOAD_OPTIONS, InputPath, OutputPath, cli, echo_written
 
 SPEC_OPTIONS = ("input_shape", "value_range", "mean", "std", "classes", "trust_keras_code")
 
@@ -22,7 +22,7 @@ def spec_options(func: Any) -> Any:
 
 
 @cli.command("convert")
-@click.argument("model", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model", metavar="MODEL", type=InputPath())
 @spec_options
 @click.option(
     "--data",
@@ -32,7 +32,7 @@ def spec_options(func: Any) -> Any:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=OutputPath("dir"),
     required=True,
     help="Checkpoint folder to write (must not exist or be empty).",
 )

@@ -15,7 +15,7 @@ from ..images.examples import is_dead, layer_examples_picture, unit_examples_pic
 from ..lens import Lens
 from ..units import Unit, resolve_units
 from ..viz.examples import SPLITS, examples
-from .app import cli, echo_written, lens_argument, quiet_option
+from .app import OutputPath, cli, count, echo_written, lens_argument, quiet_option
 from .executor import executor_for, ray_option
 
 
@@ -28,9 +28,7 @@ from .executor import executor_for, ray_option
     help="Units, e.g. 'conv2d_2:*', 'conv2d_4:0-7', 'conv2d_3:5@7,7', 'dense_1:3', "
     "'class:3'. Default: every channel of every conv layer.",
 )
-@click.option(
-    "--k", default=9, show_default=True, type=click.IntRange(1), help="Images kept per unit."
-)
+@click.option("--k", default=9, show_default=True, type=count(1000), help="Images kept per unit.")
 @click.option(
     "--data",
     default=None,
@@ -48,7 +46,7 @@ from .executor import executor_for, ray_option
     is_flag=True,
     help="Keep the most negative pre-activations instead of the largest values.",
 )
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=256, show_default=True, type=count(65_536))
 @click.option(
     "--grid",
     "grid_show",
@@ -57,7 +55,7 @@ from .executor import executor_for, ray_option
     show_default=True,
     help="What the per-layer grid shows for each unit.",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--out", type=OutputPath("dir"), required=True, help="Output folder.")
 @quiet_option
 @ray_option
 def examples_command(

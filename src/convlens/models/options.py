@@ -8,6 +8,7 @@ the same way and errors read the same.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,8 @@ def _floats(value: Any, what: str) -> tuple[float, ...]:
         floats = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         raise CheckpointError(f"--{what} {value!r} is not a comma list of numbers") from None
+    if not all(math.isfinite(v) for v in floats):
+        raise CheckpointError(f"--{what} {value!r}: every value must be a finite number")
     if not floats:
         raise CheckpointError(f"--{what} needs at least one number")
     return floats
@@ -125,6 +128,8 @@ def _arch_args(value: Any) -> dict[str, Any]:
         return value
     try:
         parsed = json.loads(value)
+    except RecursionError:
+        raise CheckpointError("--arch-args is nested too deeply; give a flat JSON object") from None
     except (TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
             f"--arch-args is not valid JSON ({exc}); e.g. '{{\"width\": 32}}'"

@@ -130,6 +130,8 @@ def _torch_load(path: Path, options: LoadOptions) -> Any:
         if "weights_only" not in str(exc) and "Weights only" not in str(exc):
             raise CheckpointError(f"{path} is truncated or corrupt ({_first(exc)})") from None
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        if "magic number" in str(exc):  # a plain pickle.dump, not torch.save's layout
+            raise CheckpointError(_not_torch_save(path)) from None
         raise CheckpointError(f"{path} is truncated or corrupt ({_first(exc)})") from None
     if not options.trust_pickle:
         raise CheckpointError(
@@ -145,6 +147,8 @@ def _torch_load(path: Path, options: LoadOptions) -> Any:
             "(PYTHONPATH) or save a state_dict and use --arch"
         ) from None
     except Exception as exc:  # a trusted pickle can fail in arbitrary ways
+        if "magic number" in str(exc):
+            raise CheckpointError(_not_torch_save(path)) from None
         raise CheckpointError(f"cannot unpickle {path}: {_first(exc)}") from None
     if isinstance(obj, nn.Module):
         return obj
@@ -153,6 +157,13 @@ def _torch_load(path: Path, options: LoadOptions) -> Any:
             if isinstance(obj.get(key), nn.Module):
                 return obj[key]
     return obj
+
+
+def _not_torch_save(path: Path) -> str:
+    return (
+        f"{path} is a Python pickle but not a file written by torch.save; give a model saved "
+        "with torch.save, TorchScript, safetensors or Keras"
+    )
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

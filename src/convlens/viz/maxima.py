@@ -105,7 +105,10 @@ def dataset_maxima(
         except Exception:
             pass
     if data is None:
-        data = load_dataset(name, split_seed=split_seed)
+        from ..data.for_model import check_fits
+
+        data = load_dataset(name, split_seed=split_seed, size=lens.spec.height)
+        check_fits(data, lens)
     maxima = compute_maxima(lens, data.x_val, compute, dataset=data.name, batch_size=batch_size)
     if path is not None:
         _save(path, maxima)
