@@ -87,8 +87,13 @@ class _Silent:
     def __enter__(self) -> _Silent:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:  # work that failed reports its error alone, not a "done" line
+            self.abandon()
         self.close()
+
+    def abandon(self) -> None:
+        """End without a closing line (the stage did not finish)."""
 
 
 class _Lines(_Silent):
@@ -111,6 +116,9 @@ class _Lines(_Silent):
         if not self.closed:
             self.closed = True
             self._report()
+
+    def abandon(self) -> None:
+        self.closed = True
 
     def _report(self) -> None:
         done = self.n - self.initial

@@ -175,6 +175,7 @@ def _run(
             dirty = False
         if ctx.executor is not None and ctx.executor.store is not None:
             ctx.executor.store.clear()  # every task is recorded: its chunks are no longer needed
+            state.forget(CHUNKS)
     finally:
         overall.close()
         if dirty:  # interrupted mid-stage: show what finished

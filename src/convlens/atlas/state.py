@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConvlensError, OutputError
-from ..fileio import describe_os_error, ensure_dir, output_errors, temp_target, write_json
+from ..fileio import (
+    describe_os_error,
+    ensure_dir,
+    output_errors,
+    temp_target,
+    write_json,
+    write_text,
+)
 from ..lens import Lens
 from .manifest import MANIFEST, referenced_files
 
@@ -325,6 +332,18 @@ class AtlasState:
             self._journal.write(rel + "\n")
             self._journal.flush()  # in the kernel's hands: survives a kill of this process
             self.files.add(rel)
+
+    def forget(self, folder: str) -> None:
+        """Drop the journal's entries under ``folder``, which the build itself removed (its
+        finished chunks, once every task is recorded), so the journal lists what exists."""
+        prefix = folder.rstrip("/") + "/"
+        kept = sorted(f for f in self.files if not f.startswith(prefix))
+        if len(kept) == len(self.files):
+            return
+        with self._claiming:
+            self.close()
+            write_text(self.out / FILES, "".join(f + "\n" for f in kept))
+            self.files = set(kept)
 
     def close(self) -> None:
         if self._journal is not None:
