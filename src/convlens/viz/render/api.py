@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +27,8 @@ from ...units import Unit, resolve_units
 from ..maxima import Maxima, dataset_maxima
 from .loop import optimize
 from .objectives import Objective, neuron
-from .presets import Preset, get_preset
+from .presets import DEFAULT_PRESET, Preset, get_preset
+from .prior import ImagePrior, image_prior
 from .recipe import Recipe
 from .result import R_TOLERANCE, RenderResult
 
@@ -56,7 +58,7 @@ def render(
     lens: Lens,
     units: Target | Sequence[Target],
     *,
-    preset: str | Preset = "clear",
+    preset: str | Preset = DEFAULT_PRESET,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -99,15 +101,13 @@ def render(
             f"unknown render option {unknown[0]!r}; options: "
             + ", ".join(sorted(Recipe.__dataclass_fields__))
         )
-    chosen = Preset(
-        **{
-            **chosen.__dict__,
-            "recipe": chosen.recipe.with_(**changes),
-            "class_recipe": chosen.class_recipe.with_(**changes),
-            "restarts": chosen.restarts if restarts is None else max(0, restarts),
-        }
-    )
+    chosen = _customized(chosen, changes, restarts)
     targets = _targets(lens, units)
+    prior = None
+    if "latent" in (chosen.recipe.param, chosen.class_recipe.param):
+        prior, used = _prior(lens, chosen, data, explicit=param == "latent", progress=progress)
+        if used is not chosen:
+            chosen = _customized(used, changes, restarts)
     maxima = _maxima(lens, targets, data)
     items = _items(lens, targets, chosen, maxima, diversity, seed)
 
@@ -124,7 +124,7 @@ def render(
     layer_steps: dict[str, int] = {}
     size = batch_size or default_batch_size(lens)
     bar = progress_bar(n, desc="render", unit="unit", progress=progress)
-    runs = _optimize_items(lens, items, list(range(n)), size, seed, bar, stats, layer_steps)
+    runs = _optimize_items(lens, items, list(range(n)), size, seed, bar, stats, layer_steps, prior)
     for i, (canvas, curve, taken, state, why) in runs.items():
         images[i], crops[i] = _place(lens, items[i], canvas)
         curves[i, : curve.shape[0]] = curve
@@ -148,7 +148,9 @@ def render(
             items[i] = replace(
                 items[i], seed=_seed(seed, items[i].name, items[i].copy, attempt), recipe=patient
             )
-        runs = _optimize_items(lens, items, again, size, seed + attempt, bar, stats, layer_steps)
+        runs = _optimize_items(
+            lens, items, again, size, seed + attempt, bar, stats, layer_steps, prior
+        )
         trial = images.clone()
         trial_crops = list(crops)
         for i, (canvas, _curve, _taken, _state, _why) in runs.items():
@@ -227,6 +229,7 @@ def _optimize_items(
     bar: object | None,
     stats: dict[str, int],
     layer_steps: dict[str, int],
+    prior: ImagePrior | None = None,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor, int, str, str]]:
     """Optimize ``rows`` of ``items``, batched by canvas, recipe and depth."""
     results = {}
@@ -244,6 +247,7 @@ def _optimize_items(
             batch_size=size,
             seed=seed,
             progress=bar,
+            prior=prior if first.recipe.param == "latent" else None,
         )
         stats["item_steps"] += out.item_steps
         for k, v in out.layer_steps.items():
@@ -317,6 +321,44 @@ def _targets(lens: Lens, units: Target | Sequence[Target]) -> list[Unit | Object
     return out
 
 
+def _customized(preset: Preset, changes: dict[str, Any], restarts: int | None) -> Preset:
+    """``preset`` with the caller's recipe changes and restart count."""
+    return Preset(
+        **{
+            **preset.__dict__,
+            "recipe": preset.recipe.with_(**changes),
+            "class_recipe": preset.class_recipe.with_(**changes),
+            "restarts": preset.restarts if restarts is None else max(0, restarts),
+        }
+    )
+
+
+def _prior(
+    lens: Lens,
+    preset: Preset,
+    data: str | Dataset | Maxima | None,
+    *,
+    explicit: bool,
+    progress: bool | None,
+) -> tuple[ImagePrior | None, Preset]:
+    """The image prior a latent recipe needs, or (when the user did not ask for the latent
+    parameterization by name) the preset's fallback with a warning when there is none: a
+    model that records no training data, or an input size the decoder cannot draw."""
+    source = None if isinstance(data, Maxima) else data
+    try:
+        return image_prior(lens, source, progress=progress), preset
+    except DataError as err:
+        if explicit or preset.fallback is None:
+            raise
+        fallback = get_preset(preset.fallback)
+        warnings.warn(
+            f"preset {preset.name!r} has no image prior here ({err}); "
+            f"rendering with {fallback.name!r}",
+            stacklevel=3,
+        )
+        return None, fallback
+
+
 def _maxima(
     lens: Lens, targets: list[Unit | Objective], data: str | Dataset | Maxima | None
 ) -> Maxima | None:
@@ -349,7 +391,9 @@ def _items(
         else:
             unit, name = target, str(target)
             objective = preset.objective(unit)
-            canvas, window, objective = _neuron_canvas(lens, unit, objective)
+            # A decoder draws whole images: latent renders of neurons use the full canvas.
+            whole = preset.recipe_for(unit).param == "latent"
+            canvas, window, objective = _neuron_canvas(lens, unit, objective, whole)
             scale = _scale(lens, unit, maxima)
         recipe = preset.recipe_for(unit)
         for copy in range(diversity):
@@ -371,9 +415,10 @@ def _items(
 
 
 def _neuron_canvas(
-    lens: Lens, unit: Unit, objective: Objective
+    lens: Lens, unit: Unit, objective: Objective, whole: bool = False
 ) -> tuple[tuple[int, int, int], tuple[int, int, int, int] | None, Objective]:
-    """Canvas, window and objective of a unit: neurons get a receptive-field-sized canvas."""
+    """Canvas, window and objective of a unit: neurons get a receptive-field-sized canvas
+    (the full one when ``whole``)."""
     full = lens.spec.shape
     if unit.kind != "neuron" or unit.position is None:
         return full, None, objective
@@ -384,7 +429,7 @@ def _neuron_canvas(
     window = rf.window(*unit.position)
     top, left, bottom, right = window
     inside = top >= 0 and left >= 0 and bottom <= full[1] and right <= full[2]
-    local = _local_position(lens, unit.layer, rf.size, rf) if inside else None
+    local = _local_position(lens, unit.layer, rf.size, rf) if inside and not whole else None
     if local is None or (rf.size[0], rf.size[1]) == (full[1], full[2]):
         return full, window, objective
     canvas = (full[0], rf.size[0], rf.size[1])

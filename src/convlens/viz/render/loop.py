@@ -23,6 +23,7 @@ from . import params as P
 from . import regularizers as R
 from . import transforms as T
 from .objectives import Objective, compile_objectives
+from .prior import ImagePrior
 from .recipe import Recipe
 
 
@@ -53,6 +54,7 @@ def optimize(
     batch_size: int = 64,
     seed: int = 0,
     progress: object | None = None,
+    prior: ImagePrior | None = None,
 ) -> LoopOutput:
     """Maximize each objective on its own image of shape ``canvas``; see the module doc.
 
@@ -61,6 +63,7 @@ def optimize(
     real data) that makes regularizer weights and the stopping tolerance mean the same for every
     unit. ``groups``: items sharing a group id are pushed apart by the diversity term, measured
     on ``diversity_layer``. ``progress``: anything with ``update(n)`` (a tqdm bar).
+    ``prior``: the frozen decoder of the ``latent`` parameterization.
     """
     n = len(objectives)
     if len(seeds) != n:
@@ -94,6 +97,7 @@ def optimize(
         out,
         progress,
         channels_last,
+        prior,
     )
     with _frozen(lens.model, channels_last):
         queue = list(admissions)
@@ -118,10 +122,32 @@ def _chunks(order: list[int], group_ids: list[int], size: int) -> list[list[int]
 
 
 def _make_param(
-    recipe: Recipe, n: int, canvas: tuple[int, int, int], lens: Lens, seeds: list[int]
+    recipe: Recipe,
+    n: int,
+    canvas: tuple[int, int, int],
+    lens: Lens,
+    seeds: list[int],
+    prior: ImagePrior | None = None,
 ) -> P.Param:
     vr = lens.spec.value_range
     device = lens.device
+    if recipe.param == "latent":
+        if prior is None:
+            raise ValueError("the latent parameterization needs an image prior")
+        if tuple(prior.decoder.shape) != tuple(canvas):
+            raise ValueError(f"the image prior draws {prior.decoder.shape}, not {canvas}")
+        return P.latent(
+            n,
+            canvas,
+            prior.logits,
+            prior.latent,
+            value_range=vr,
+            sharpness=recipe.sharpness,
+            residual=recipe.residual,
+            std=recipe.init_std,
+            seeds=seeds,
+            device=device,
+        )
     if recipe.param == "constant":
         lo, hi = vr
         return P.constant(n, canvas, lo + (hi - lo) * recipe.init_value, device=device)
@@ -176,6 +202,7 @@ class _Pool:
         out: LoopOutput,
         progress: object | None,
         channels_last: bool,
+        prior: ImagePrior | None = None,
     ) -> None:
         self.lens, self.objectives, self.canvas, self.recipe = lens, objectives, canvas, recipe
         self.seeds, self.all_scales, self.all_groups = seeds, scales, groups
@@ -184,7 +211,8 @@ class _Pool:
         device = lens.device
         lo, hi = lens.spec.value_range
         self.lo, self.span = lo, hi - lo
-        self.image_fn = _make_param(recipe, 0, canvas, lens, []).image_fn
+        self.prior = prior
+        self.image_fn = _make_param(recipe, 0, canvas, lens, [], prior).image_fn
         self.rows = torch.zeros(0, dtype=torch.long)  # item index of each pool row
         self.t = torch.zeros(0, device=device)
         self.m = self.v = self.t
@@ -208,7 +236,12 @@ class _Pool:
         """Start ``items`` from their own seeded starting images."""
         dev = self.lens.device
         fresh = _make_param(
-            self.recipe, len(items), self.canvas, self.lens, [self.seeds[i] for i in items]
+            self.recipe,
+            len(items),
+            self.canvas,
+            self.lens,
+            [self.seeds[i] for i in items],
+            self.prior,
         ).tensor.detach()
         if self.size == 0:
             self.t = fresh
@@ -246,6 +279,8 @@ class _Pool:
         score = self.compiled(acts)
         objective = score / self.scales
         loss = -objective + _penalties(recipe, image, self.lo, self.span)
+        if recipe.param == "latent" and self.prior is not None:
+            loss = loss + _latent_costs(recipe, x_leaf, self.prior.latent)
         if self.diversity_layer is not None:
             loss = loss + recipe.diversity * diversity_similarity(
                 acts[self.diversity_layer], self.groups
@@ -327,6 +362,22 @@ def _penalties(recipe: Recipe, image: torch.Tensor, lo: float, span: float) -> t
             total = total + recipe.tv * R.total_variation(unit)
         if recipe.blur:
             total = total + recipe.blur * R.blur(unit)
+    return total
+
+
+def _latent_costs(recipe: Recipe, t: torch.Tensor, latent: int) -> torch.Tensor:
+    """Per row: the latent's mean square and the residual's mean size (range fractions).
+
+    Adam moves every variable at about the same rate whatever its gradient, so an unpriced
+    residual fills the whole canvas with faint texture; its L1 price lets only the pixels
+    whose gradient beats it move (a sparse residual, where the decoder falls short).
+    """
+    total = torch.zeros(t.shape[0], device=t.device, dtype=t.dtype)
+    if recipe.latent_l2:
+        total = total + recipe.latent_l2 * t[:, :latent].pow(2).mean(1)
+    if recipe.residual_l1 and recipe.residual > 0 and t.shape[1] > latent:
+        size = torch.tanh(t[:, latent:]).abs().mean(1)
+        total = total + recipe.residual_l1 * recipe.residual * size
     return total
 
 

@@ -192,6 +192,45 @@ def fourier(
     return Param(t.requires_grad_(True), fn)
 
 
+def latent(
+    n: int,
+    shape: tuple[int, int, int],
+    logits: Callable[[torch.Tensor], torch.Tensor],
+    latent_dim: int,
+    *,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    sharpness: float = 1.0,
+    residual: float = 0.0,
+    std: float = 1.0,
+    seeds: list[int] | None = None,
+    device: torch.device | str = "cpu",
+) -> Param:
+    """The latent of a frozen decoder (a learned image prior), plus a small free pixel residual.
+
+    Each row is ``latent_dim`` latent values, then (when ``residual`` > 0) one variable per
+    pixel: the image is ``sigmoid(sharpness * logits(z)) + residual * tanh(r)`` (fractions of
+    the range), cut at the range with straight-through gradients and mapped onto it. A VAE's
+    decodings are a little blurrier than the data; ``sharpness`` > 1 gives back crisp stroke
+    edges. The decoder keeps the picture near the data (strokes, not binary blocks); the residual,
+    at most ``residual`` of the range per pixel, lets the optimizer add what the decoder
+    cannot draw. Latents start at ``std`` times standard normal noise (the prior's own
+    distribution at ``std`` 1), residuals at 0; ``seeds`` give each row its own start.
+    """
+    lo, hi = value_range
+    c, h, w = shape
+    z = std * _noise(n, (latent_dim,), "normal", seeds, device)
+    t = torch.cat([z, torch.zeros(n, c * h * w, device=device)], 1) if residual > 0 else z
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(sharpness * logits(t[:, :latent_dim]))
+        if residual > 0:
+            s = s + residual * torch.tanh(t[:, latent_dim:].view(-1, c, h, w))
+            s = s + (s.clamp(0.0, 1.0) - s).detach()
+        return lo + (hi - lo) * s
+
+    return Param(t.requires_grad_(True), fn)
+
+
 def constant(
     n: int,
     shape: tuple[int, int, int],

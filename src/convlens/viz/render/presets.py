@@ -44,6 +44,7 @@ class Preset:
     summary: str
     restarts: int = 0  # fresh starts for units that end below the real-data bar
     logprob_weight: float = 0.0  # class units: weight of log p(class) added to the logit
+    fallback: str | None = None  # preset used when this one's image prior cannot be had
 
     def objective(self, unit: Unit) -> Objective:
         """The objective a unit gets under this preset."""
@@ -136,7 +137,45 @@ CLEAR = Preset(
     summary="best legibility for small grayscale models: black start, Adam, peak + mean",
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (CLEAR, SEED)}
+NATURAL_RECIPE = Recipe(
+    name="natural",
+    steps=64,
+    param="latent",
+    sharpness=2.0,
+    residual=0.4,
+    residual_l1=0.5,
+    init_std=0.5,
+    optimizer="adam",
+    lr=0.2,
+    schedule="cosine",
+    lr_end=0.1,
+    pre_activation=False,
+    redirect_relu=16,
+    early_stop=True,
+    min_steps=12,
+    patience=6,
+    tol=0.01,
+    diversity=0.5,
+)
+
+NATURAL = Preset(
+    name="natural",
+    recipe=NATURAL_RECIPE,
+    # Classes: 1-px jitter, so the digit holds up under a shift (no single-pixel tricks).
+    class_recipe=NATURAL_RECIPE.with_(jitter=1, min_steps=16, patience=8, tol=0.005),
+    peak_weight=0.3,
+    restarts=3,
+    display="plain",
+    de_average_classes=False,
+    summary="looks like the data: optimizes the latent of a small VAE trained on the "
+    "training images (cached with the checkpoint), plus a small sparse pixel residual",
+    fallback="clear",
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (NATURAL, CLEAR, SEED)}
+
+DEFAULT_PRESET = "natural"
+"""The preset every entry point uses unless told otherwise (render, prototypes, CLI, server)."""
 
 
 def get_preset(name: str | Preset) -> Preset:

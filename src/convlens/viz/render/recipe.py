@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-ParamKind = Literal["pixel", "box", "fourier", "constant"]
+ParamKind = Literal["pixel", "box", "fourier", "constant", "latent"]
 Optimizer = Literal["adam", "normalized"]
 Schedule = Literal["constant", "linear", "cosine"]
 
@@ -29,6 +29,10 @@ class Recipe:
     init_noise: Literal["normal", "uniform"] = "normal"
     init_value: float = 0.0  # constant parameterization
     squash: bool = True  # sigmoid onto the value range (pixel); Fourier always squashes
+    residual: float = 0.0  # latent: largest free pixel offset added to the decoded image
+    sharpness: float = 1.0  # latent: factor on the decoder's logits (> 1: crisper strokes)
+    residual_l1: float = 0.0  # latent: cost of the residual's mean size (sparse: only where needed)
+    latent_l2: float = 0.0  # latent: cost of the latent's mean square (keeps it near the prior)
     optimizer: Optimizer = "adam"
     lr: float = 0.05
     schedule: Schedule = "constant"
