@@ -12,7 +12,7 @@ from ..display.pictures import prototype_pictures, render_panels
 from ..fileio import atomic_path, write_json
 from ..lens import Lens
 from ..viz.prototypes import Prototypes, prototypes
-from ..viz.render import PRESETS, RenderResult, render
+from ..viz.render import DEFAULT_PRESET, PRESETS, RenderResult, render
 from .app import SEED, OutputPath, cli, count, echo_written, lens_argument, quiet_option
 from .executor import executor_for, ray_option
 
@@ -24,7 +24,7 @@ def _options(func):
     opts = [
         click.option(
             "--preset",
-            default="clear",
+            default=DEFAULT_PRESET,
             show_default=True,
             type=click.Choice(sorted(PRESETS)),
             help=PRESET_HELP,
@@ -33,7 +33,8 @@ def _options(func):
             "--steps",
             type=count(100_000),
             help="Most optimization steps per unit "
-            "(default: the preset's; 'clear' stops each unit once it has converged).",
+            "(default: the preset's; 'natural' and 'clear' stop each unit once it has "
+            "converged).",
         ),
         click.option(
             "--diversity",
@@ -52,7 +53,7 @@ def _options(func):
         ),
         click.option(
             "--param",
-            type=click.Choice(["box", "pixel", "fourier"]),
+            type=click.Choice(["box", "pixel", "fourier", "latent"]),
             help="Image parameterization (default: the preset's).",
         ),
         click.option(

@@ -19,7 +19,7 @@ from ..errors import ConvlensError
 from ..lens import Lens
 from ..units import Unit, resolve_units
 from .render import RenderResult, render
-from .render.presets import Preset
+from .render.presets import DEFAULT_PRESET, Preset
 
 PASS_PROBABILITY = 0.99
 
@@ -88,7 +88,7 @@ def prototypes(
     classes: str | Sequence[int] | None = None,
     *,
     diversity: int = 1,
-    preset: str | Preset = "clear",
+    preset: str | Preset = DEFAULT_PRESET,
     steps: int | None = None,
     seed: int = 0,
     batch_size: int | None = None,

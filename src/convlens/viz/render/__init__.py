@@ -2,9 +2,10 @@
 
 ``render(lens, "conv2d_3:*,class:*")`` optimizes all units in one batched run and returns a
 :class:`RenderResult` (images, loss curves, r against the best real image, class verdicts).
-Parts: ``objectives`` (composable with + and *), ``params`` (box, pixel, Fourier; squashed into
-the value range), ``transforms``, ``regularizers``, ``loop`` (the batched optimizer),
-``presets`` (``clear``, ``seed``); ``prototypes`` renders and verifies one image per class.
+Parts: ``objectives`` (composable with + and *), ``params`` (box, pixel, Fourier, latent;
+squashed into the value range), ``prior`` (the learned image prior the latent one draws with),
+``transforms``, ``regularizers``, ``loop`` (the batched optimizer), ``presets`` (``natural``,
+the default, ``clear``, ``seed``); ``prototypes`` renders and verifies one image per class.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ..maxima import Maxima, dataset_maxima
 from .api import default_batch_size, render
 from .objectives import Objective, channel, class_score, custom, neuron
-from .presets import PRESETS, Preset, get_preset
+from .presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from .prior import ImagePrior, image_prior
 from .recipe import Recipe
 from .result import RenderResult
 
@@ -31,7 +33,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_PRESET",
     "PRESETS",
+    "ImagePrior",
     "Maxima",
     "Objective",
     "Preset",
@@ -44,6 +48,7 @@ __all__ = [
     "dataset_maxima",
     "default_batch_size",
     "get_preset",
+    "image_prior",
     "neuron",
     "prototypes",
     "render",

@@ -72,8 +72,10 @@ def render(
 ) -> RenderResult:
     """Render ``units`` (a unit string such as ``"conv2d_3:*,class:*"``, Units or Objectives).
 
-    ``preset``: ``"clear"`` (default) or ``"seed"`` (the classic blog recipe); ``steps``,
-    ``param`` (``"box"``, ``"pixel"`` or ``"fourier"``) and any other
+    ``preset``: ``"natural"`` (default: the latent of a learned image prior, see
+    :mod:`~convlens.viz.render.prior`; falls back to ``"clear"`` with a warning where the model
+    records no training data), ``"clear"`` (pixels) or ``"seed"`` (the classic blog recipe);
+    ``steps``, ``param`` (``"box"``, ``"pixel"``, ``"fourier"`` or ``"latent"``) and any other
     :class:`~convlens.viz.render.recipe.Recipe` field given as a keyword override it.
     ``diversity``: images per unit, pushed apart by a diversity term. ``data``: the dataset
     whose validation images set the verification bar (default: the checkpoint's own).

@@ -7,7 +7,7 @@
   clipped while optimizing). Class images start from zeros with a step decaying linearly to 0.
   Shown with the blog's display normalization (centre, std 0.1, +0.5, clip) and class images
   de-averaged (:func:`convlens.images.blog_normalize`, :func:`convlens.images.de_average`).
-- ``clear`` (default): our best recipe for small grayscale models. Start from black (the
+- ``clear``: our best *pixel* recipe for small grayscale models. Start from black (the
   MNIST background: from gray, ascent settles in poorer optima), pixels kept inside the value
   range by a straight-through cut, Adam with a cosine-decayed step, lucid's redirected ReLU
   gradient for the first steps (so units silent on the start image still move), a small ink
@@ -16,6 +16,17 @@
   stops when it has converged; a unit that ends below the best real image gets up to three
   fresh starts with more patience and half the ink cost. Classes get a stronger ink cost,
   2-px jitter and a little total variation, which turns class evidence into one clean digit.
+  Its pictures beat the real digits but are binary (most pixels exactly at 0 or 1): blocky
+  stripes and blobs, and many first-layer images are flat fields.
+- ``natural`` (default, :data:`DEFAULT_PRESET`): pictures that look like the data. It optimizes
+  the latent of a small VAE trained on the training images (:mod:`.prior`), decoded with
+  crisper stroke edges (``sharpness`` 2), plus a free pixel residual of at most 0.4 of the
+  range with an L1 price, so it is spent only where the decoder cannot draw what the unit
+  wants (often the exact edge a peak needs). The objective weighs the channel mean more than
+  ``clear`` (peak weight 0.2), so both ratios, mean and peak, clear the real-data bar. No view
+  transforms for channels (the decoder is the smoothness prior, and the peak ratio is judged
+  on the untransformed image); 1-px jitter for classes. Falls back to ``clear`` where there is
+  no training data to learn a prior from.
 """
 
 from __future__ import annotations
@@ -143,7 +154,7 @@ NATURAL_RECIPE = Recipe(
     param="latent",
     sharpness=2.0,
     residual=0.4,
-    residual_l1=0.5,
+    residual_l1=0.25,
     init_std=0.5,
     optimizer="adam",
     lr=0.2,
@@ -163,7 +174,7 @@ NATURAL = Preset(
     recipe=NATURAL_RECIPE,
     # Classes: 1-px jitter, so the digit holds up under a shift (no single-pixel tricks).
     class_recipe=NATURAL_RECIPE.with_(jitter=1, min_steps=16, patience=8, tol=0.005),
-    peak_weight=0.3,
+    peak_weight=0.2,
     restarts=3,
     display="plain",
     de_average_classes=False,

@@ -63,6 +63,9 @@ class PriorConfig:
         )
 
 
+DEFAULT_CONFIG = PriorConfig()
+
+
 def _stages(height: int, width: int) -> int:
     """Upsamplings by 2 from a base grid of side <= 8 (two for 28x28 and 32x32)."""
     return max(2, math.ceil(math.log2(max(height, width) / 7)))
@@ -170,7 +173,7 @@ def image_prior(
     ``data``: a dataset name, a loaded :class:`Dataset`, or None for the checkpoint's own
     training data (the split recorded in its config). Only the training split is used.
     """
-    cfg = config or PriorConfig()
+    cfg = config or DEFAULT_CONFIG
     c, h, w = lens.spec.shape
     if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
         raise DataError(
@@ -211,7 +214,7 @@ def train_prior(
     Deterministic for a given ``config.seed``: its own generator for the initial weights,
     the shuffles and the latent noise.
     """
-    cfg = config or PriorConfig()
+    cfg = config or DEFAULT_CONFIG
     if len(x) == 0:
         raise DataError("no training images to learn an image prior from")
     start = time.perf_counter()
@@ -225,10 +228,13 @@ def train_prior(
         encoder, decoder = Encoder(c, h, w, cfg.latent), Decoder(c, h, w, cfg.latent)
     params = list(encoder.parameters()) + list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2
-    )
+    total_steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
+    warm = max(1, total_steps // 10)
+
+    def factor(step: int) -> float:  # a short warm-up, then cosine down to zero
+        return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     loss_avg = float("nan")
     with progress_bar(cfg.epochs, desc="image prior", unit="epoch", progress=progress) as bar:
         for _ in range(cfg.epochs):
