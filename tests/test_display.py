@@ -88,7 +88,7 @@ def test_lens_html_is_the_layer_table_with_receptive_fields(kaggle4_lens) -> Non
 def test_render_result_shows_its_grids_with_r(rendered) -> None:
     text = repr(rendered)
     _short(text)
-    assert text.startswith("RenderResult(7 images, preset clear;")
+    assert text.startswith("RenderResult(7 images, preset natural;")
     assert "conv2d_1: r >= 1 for" in text and "class: " in text
     page = rendered._repr_html_()
     assert "<img" in page and "r = activation reached" in page

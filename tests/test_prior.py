@@ -16,13 +16,8 @@ from convlens.viz.render import render
 from convlens.viz.render.prior import Decoder, PriorConfig, image_prior, train_prior
 
 TINY = PriorConfig(epochs=6, max_images=3000)
-"""A prior trained for a moment: enough to draw blurry strokes, fast enough for every test."""
-
-
-@pytest.fixture()
-def tiny_prior(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Renders in this test train (and cache) the tiny prior instead of the full one."""
-    monkeypatch.setattr(prior_module, "DEFAULT_CONFIG", TINY)
+"""A prior trained for a moment: enough to draw blurry strokes, fast enough for every test
+(the one conftest.py gives every render of the test session)."""
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -84,7 +79,8 @@ def _one_value(image: torch.Tensor) -> float:
     return float(torch.bincount(q, minlength=256).max()) / q.numel()
 
 
-def test_latent_render_is_not_binary_not_flat_and_reproducible(kaggle4_lens, tiny_prior) -> None:
+def test_latent_render_is_not_binary_not_flat_and_reproducible(kaggle4_lens) -> None:
+    assert prior_module.DEFAULT_CONFIG == TINY
     units = "conv2d_2:0-3,conv2d_3:0-1"
     res = render(kaggle4_lens, units, preset="natural", steps=16, restarts=0, progress=False)
     assert res.preset == "natural" and res.recipe["units"]["param"] == "latent"
