@@ -102,7 +102,16 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
                 "image": channel_refs[k],
                 "activation": _num(result.activation[k]),
                 "reference": _num(result.reference[k]),
-                "r": _num(result.ratio[k]),
+                "r": _num(result.ratio[k]),  # r_peak, the ratio the pages have always shown
+                "r_peak": _num(result.ratio[k]),
+                "r_mean": _num(result.r_mean[k]),
+                "mean_reference": _num(result.mean_reference[k]),
+                "match": _num(result.match[k]),
+                "match_top1": bool(result.match_top1[k]),
+                "at_limits": _num(result.at_limits[k]),
+                "flat": _num(result.flat[k]),
+                "constant_r_peak": _num(result.constant_r_peak[k]),
+                "constant_r_mean": _num(result.constant_r_mean[k]),
                 "status": result.status[k],
                 "contrast": float(channel_images[k].std()),
             }
@@ -115,6 +124,8 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
                 "window": list(result.windows[j]) if result.windows[j] else None,
                 "activation": _num(result.activation[j]),
                 "r": _num(result.ratio[j]),
+                "at_limits": _num(result.at_limits[j]),
+                "flat": _num(result.flat[j]),
                 "status": result.status[j],
             }
         units_out[str(i)] = record
