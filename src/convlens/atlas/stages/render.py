@@ -36,7 +36,7 @@ def tasks(ctx: BuildContext) -> list[Task]:
     ]
 
 
-def _render(ctx: BuildContext, lens: Lens, units: list[Unit]) -> Any:
+def _render(ctx: BuildContext, lens: Lens, units: list[Unit], **overrides: Any) -> Any:
     from ...viz.render import render
 
     return render(
@@ -48,6 +48,7 @@ def _render(ctx: BuildContext, lens: Lens, units: list[Unit]) -> Any:
         data=ctx.dataset,
         progress=False,
         executor=ctx.executor,
+        **overrides,
     )
 
 
@@ -134,9 +135,10 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
 
 
 def render_channels(
-    ctx: BuildContext, lens: Lens, layer: str, units: list[int]
+    ctx: BuildContext, lens: Lens, layer: str, units: list[int], **overrides: Any
 ) -> tuple[np.ndarray, list[float | None]]:
-    """Channel images of ``units`` of ``layer`` under ``lens`` (e.g. a snapshot), for display."""
-    result = _render(ctx, lens, [Unit("channel", layer, i) for i in units])
+    """Channel images of ``units`` of ``layer`` under ``lens`` (e.g. a snapshot), for display;
+    ``overrides``: render options (e.g. ``restarts=0``) on top of the atlas's own."""
+    result = _render(ctx, lens, [Unit("channel", layer, i) for i in units], **overrides)
     images = _display(result, result.images, tuple(lens.spec.value_range))
     return images, [_num(r) for r in result.ratio]
