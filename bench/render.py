@@ -15,6 +15,15 @@ ideal time from (c) for the image passes convlens actually ran / its actual time
 paired with a throughput measurement just before it, as the machine may be shared), and per
 layer the share of live channels with r >= 1 and the median r, for the classic recipe and for
 convlens. Ratios are measured in the same run, so they hold on a busy machine too.
+
+Then the picture table, for every preset (``seed``, ``clear`` and the default, each rendering
+all conv channels and classes with the same seed): per layer the share of live channels with
+r_mean >= 1 and with r_peak >= 1, the match top-1 rate (the unit's own real examples are the
+closest to its picture), the mean share of pixels at the range limits (beside the same figure
+for the real validation digits), the flat pictures (> 80% one value) and the units that the
+best constant image already ties; the class prototypes judged by the model and by an
+independently trained model of another architecture (simple2, trained here on the training
+split only), also with ``--diversity 4``; and each preset's time against ``clear``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,14 @@ from convlens.lens import Lens
 from convlens.units import Unit, resolve_units
 from convlens.viz.maxima import Maxima, dataset_maxima
 from convlens.viz.render import render
+from convlens.viz.render.evidence import FLAT, pixel_figures
+from convlens.viz.render.presets import PRESETS
 from convlens.viz.render.result import R_TOLERANCE, RenderResult
+
+try:
+    from convlens.viz.render.presets import DEFAULT_PRESET
+except ImportError:  # before a default other than clear existed
+    DEFAULT_PRESET = "clear"
 
 STEPS = 256
 
@@ -163,6 +179,12 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="convlens runs (median is reported)")
+    ap.add_argument(
+        "--presets",
+        default=",".join(PRESETS),
+        help="presets of the picture table (default: all: " + ", ".join(PRESETS) + ")",
+    )
+    ap.add_argument("--no-speed", action="store_true", help="only the picture table")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -178,6 +200,21 @@ def main() -> None:
     )
 
     render(lens, f"{convs[0]}:0", steps=3)  # warm-up: lazy initialization, allocator
+    if not args.no_speed:
+        speed(args, lens, convs, spec, units, maxima, device)
+    pictures(args, lens, convs, spec)
+
+
+def speed(
+    args: argparse.Namespace,
+    lens: Lens,
+    convs: list[str],
+    spec: str,
+    units: list[Unit],
+    maxima: Maxima,
+    device: str,
+) -> None:
+    """Timings against the classic loop and plain batched ascent, and r_peak per layer."""
 
     # convlens, default preset
     # convlens, each run paired with a throughput measurement (c) taken just before it, so
@@ -188,7 +225,7 @@ def main() -> None:
     for _ in range(max(1, args.repeats)):  # the same seed: the same images each time
         rates = {layer: throughput(lens, layer, batches, 0.3) for layer in layers}
         t0 = time.perf_counter()
-        res: RenderResult = render(lens, spec, seed=args.seed)
+        res: RenderResult = render(lens, spec, seed=args.seed, preset=DEFAULT_PRESET)
         times.append(time.perf_counter() - t0)
         ideals.append(sum(n / rates[layer] for layer, n in res.layer_steps.items()))
         all_rates.append(rates)
@@ -240,7 +277,7 @@ def main() -> None:
         f"({plain.item_steps} image passes)"
     )
     print(
-        f"convlens render (preset clear):                 {t_convlens:7.2f} s "
+        f"{f'convlens render (preset {DEFAULT_PRESET}):':<48}{t_convlens:7.2f} s "
         f"(median of {len(times)}: {', '.join(f'{t:.2f}' for t in times)}; "
         f"{res.item_steps} image passes, {res.item_steps / len(res):.0f} per unit, "
         f"{sum(1 for r in res.restarts if r)} units needed a fresh start)"
@@ -296,6 +333,100 @@ def main() -> None:
         f"{class_ok(lens, sub_cls, sub_cls_imgs)}/{len(sub_cls)}, classic recipe (b) "
         f"{class_ok(lens, cls, plain.images[crow])}/{len(cls)}, convlens "
         f"{class_ok(lens, cls, res.images[crow])}/{len(cls)}"
+    )
+
+
+def pictures(args: argparse.Namespace, lens: Lens, convs: list[str], spec: str) -> None:
+    """The picture table: both ratios, match, pixels at the limits, flat images, classes, time."""
+    from convlens.data import load_dataset
+    from convlens.train import train
+    from convlens.viz.maxima import default_dataset
+
+    name, split_seed = default_dataset(lens)
+    data = load_dataset(name, split_seed=split_seed, size=lens.spec.height)
+    real_limits, real_flat = pixel_figures(data.x_val, lens.spec.value_range)
+    presets = [p for p in args.presets.split(",") if p]
+    results: dict[str, RenderResult] = {}
+    seconds: dict[str, float] = {}
+    for preset in presets:
+        t0 = time.perf_counter()
+        results[preset] = render(lens, spec, preset=preset, seed=args.seed, progress=False)
+        seconds[preset] = time.perf_counter() - t0
+
+    print()
+    print(
+        "picture table: live channels with r_mean >= 1 | with r_peak >= 1 | match top-1 | mean "
+        "share of pixels at the range limits | flat pictures (> 80% one value) | tied by the "
+        "best constant image (its r_peak >= 1)"
+    )
+    print(
+        f"real validation images ({len(data.x_val)}): {100 * float(real_limits.mean()):.0f}% of "
+        f"pixels at the limits, {int((real_flat > FLAT).sum())} flat"
+    )
+    head = f"{'layer':<10}" + "".join(f"{p:<44}" for p in presets)
+    print(head)
+    totals = {p: [0, 0, 0] for p in presets}  # r_mean ok, r_peak ok, live
+    for layer in convs:
+        cells = []
+        for p in presets:
+            s = results[p].summary()[layer]
+            res = results[p]
+            rows = [i for i in res.rows(layer, "channel") if res.status[i] != "dead"]
+            tied = int((torch.nan_to_num(res.constant_r_peak[rows]) >= 1 - R_TOLERANCE).sum())
+            totals[p][0] += s["r_mean_ge_1"]
+            totals[p][1] += s["r_peak_ge_1"]
+            totals[p][2] += s["live"]
+            cells.append(
+                f"{s['r_mean_ge_1']:>3}/{s['live']:<3}| {s['r_peak_ge_1']:>3} | "
+                f"{s['match_top1']:4.2f} | {100 * s['at_limits']:3.0f}% | {s['flat']:>2} | "
+                f"{tied:>2}"
+            )
+        print(f"{layer:<10}" + "".join(f"{c:<44}" for c in cells))
+    cells = []
+    for ok_mean, ok_peak, live in totals.values():
+        share_mean, share_peak = 100 * ok_mean / max(live, 1), 100 * ok_peak / max(live, 1)
+        cells.append(
+            f"{ok_mean:>3}/{live:<3}({share_mean:3.0f}%) | {ok_peak:>3} ({share_peak:3.0f}%)"
+        )
+    print(f"{'all':<10}" + "".join(f"{c:<44}" for c in cells))
+
+    # Classes: the model's verdict, and an independent judge trained on the training split.
+    torch.manual_seed(args.seed)
+    judge = train("simple2", data, epochs=3, seed=args.seed, progress=False).model.eval()
+    with torch.no_grad():
+        judge_acc = float((judge(data.x_val).argmax(1) == data.y_val).float().mean())
+    print()
+    print(
+        f"class prototypes (judge: simple2 trained 3 epochs on the {len(data.x_train)} training "
+        f"images, val acc {judge_acc:.3f}):"
+    )
+    runs = {p: results[p] for p in presets}
+    t0 = time.perf_counter()
+    diverse = render(
+        lens, "class:*", preset=DEFAULT_PRESET, seed=args.seed, diversity=4, progress=False
+    )
+    t_diverse = time.perf_counter() - t0
+    runs[f"{DEFAULT_PRESET} --diversity 4"] = diverse
+    for label, res in runs.items():
+        rows = res.rows(kind="class")
+        targets = torch.tensor([res.units[i].channel for i in rows])
+        ok_model = int(res.passed[rows].sum())
+        with torch.no_grad():
+            said = judge(lens.spec.normalize(res.images[rows])).argmax(1)
+        ok_judge = int((said == targets).sum())
+        print(
+            f"  {label:<26} model p >= 0.99: {ok_model:>2}/{len(rows)}   "
+            f"read as their class by the judge: {ok_judge:>2}/{len(rows)}"
+        )
+    print(f"  (--diversity 4 took {t_diverse:.1f} s)")
+    print()
+    base = seconds.get("clear")
+    print(
+        "time, all channels + classes: "
+        + ", ".join(
+            f"{p} {t:.1f} s" + (f" ({t / base:.2f}x clear)" if base and p != "clear" else "")
+            for p, t in seconds.items()
+        )
     )
 
 

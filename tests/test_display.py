@@ -89,7 +89,7 @@ def test_render_result_shows_its_grids_with_r(rendered) -> None:
     text = repr(rendered)
     _short(text)
     assert text.startswith("RenderResult(7 images, preset natural;")
-    assert "conv2d_1: r >= 1 for" in text and "class: " in text
+    assert "conv2d_1: r_peak >= 1 for" in text and "r_mean >= 1 for" in text and "class: " in text
     page = rendered._repr_html_()
     assert "<img" in page and "r = activation reached" in page
     big = _image(rendered._repr_png_())

@@ -48,7 +48,16 @@ def digits():
 
 def same_records(a, b) -> None:
     """Two RenderResults agree bit for bit (NaN where the other has NaN)."""
-    for name in ("images", "curves", "activation", "reference", "ratio", "probability"):
+    for name in (
+        "images",
+        "curves",
+        "activation",
+        "reference",
+        "ratio",
+        "r_mean",
+        "match",
+        "probability",
+    ):
         x, y = getattr(a, name), getattr(b, name)
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0)), name
     assert a.names == b.names and a.status == b.status and a.reason == b.reason

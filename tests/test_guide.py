@@ -113,7 +113,7 @@ def test_the_three_questions_are_the_headings_answered_with_chosen_units() -> No
     assert m["guide"]["deep"] == {"layer": "conv2d_2", "unit": 2}
     assert m["guide"]["class"] == 1  # the prototype the model classifies correctly
     assert "render a neuron at" in text and "10×10" in text  # the deeper layer's field size
-    assert "verified, r ≥ 1" in text and "classified as 1" in text
+    assert "verified, r_peak ≥ 1" in text and "classified as 1" in text
 
 
 def test_without_renders_the_most_active_live_unit_is_chosen() -> None:

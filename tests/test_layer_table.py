@@ -644,3 +644,14 @@ def test_kaggle4_three_ways_give_the_zoo_atlas(kaggle4_ways, mnist_small, tmp_pa
     for way in ("modules", "functional", "sequential"):
         assert manifests[way]["stages"] == manifests["zoo"]["stages"]
         assert_close(summary(manifests[way]), zoo, way)
+
+
+def test_type_column_names_the_operation_not_the_wrapper_class() -> None:
+    """Zoo and converted-Keras layers are wrapper classes; users read 'Conv2d+ReLU'."""
+    from convlens.lens import InputSpec, Lens
+    from convlens.models import build_model
+
+    lens = Lens.from_module(build_model("kaggle4"), InputSpec(1, 28, 28))
+    types = {info.name: info.type_name for info in lens.layers}
+    assert types["conv2d_1"] == "Conv2d+ReLU" and types["dense_1"] == "Linear+ReLU"
+    assert types["dense_3"] == "Linear" and types["max_pooling2d_1"] == "MaxPool2d"

@@ -82,3 +82,22 @@ def test_final_softmax_is_skipped_for_logits():
     x = torch.rand(5, 1, 4, 4)
     assert torch.allclose(lens.logits(x), model[1](x.flatten(1)))
     assert torch.allclose(lens.probabilities(x), model(x), atol=1e-6)
+
+
+def test_first_forward_on_an_expanded_or_cropped_batch_reads_that_batch(kaggle4_ckpt) -> None:
+    """The layout probe (a 2-image pass) once ran inside the capture of the first forward with
+    a non-default layout, so that forward returned the probe's activations (batch 2)."""
+    import convlens as cl
+
+    x = torch.linspace(0, 1, 5).view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    lens = cl.load(kaggle4_ckpt)  # fresh: its layout has not been probed yet
+    got = lens.forward(x, ["conv2d_1", "dense_1"])
+    plain = lens.forward(x.contiguous(), ["conv2d_1", "dense_1"])
+    for name in ("conv2d_1", "dense_1"):
+        assert got[name].shape[0] == 5
+        assert torch.allclose(got[name], plain[name], atol=1e-6)
+    crop = torch.rand(3, 1, 29, 29, generator=torch.Generator().manual_seed(0))[:, :, 1:, 1:]
+    fresh = cl.load(kaggle4_ckpt)
+    with fresh.tap(["dense_1"]) as seen:
+        fresh.logits(crop)
+    assert [v.shape[0] for v in seen["dense_1"]] == [3]  # the caller's pass only

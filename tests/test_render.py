@@ -239,7 +239,16 @@ def test_class_unit_is_classified_as_its_class(rendered) -> None:
 def test_records_are_json_ready(rendered) -> None:
     records = json.loads(json.dumps(rendered.to_records()))
     assert len(records) == len(rendered)
-    assert {"unit", "ratio", "reference", "status", "loss_curve", "steps"} <= set(records[0])
+    assert {
+        "unit",
+        "r_peak",
+        "r_mean",
+        "match",
+        "reference",
+        "status",
+        "loss_curve",
+        "steps",
+    } <= set(records[0])
     assert records[0]["unit"] == "conv2d_1:0"
     assert len(records[0]["loss_curve"]) == records[0]["steps"]
     assert "conv2d_1" in rendered.summary() and "class" in rendered.summary()
@@ -351,7 +360,8 @@ def test_cli_render_writes_grids_arrays_and_json(kaggle4_ckpt: Path, tmp_path, c
     for name in ("conv2d_1.png", "conv2d_3_neurons.png"):
         with Image.open(out / name) as im:
             assert im.width > 100 and im.height > 80
-    assert "conv2d_1:" in stdout and "r >= 1" in stdout
+    assert "conv2d_1:" in stdout and "r_peak >= 1" in stdout and "r_mean >= 1" in stdout
+    assert "conv2d_3 neurons:" in stdout and "; r >= 1 for" in stdout  # a neuron: one value
 
 
 def test_cli_prototypes_prints_verification_row(kaggle4_ckpt: Path, tmp_path, capsys) -> None:

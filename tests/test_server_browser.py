@@ -198,7 +198,7 @@ def test_live_app_in_headless_chromium(served: str, kaggle4_lens, tmp_path: Path
                 what="the unit's kernel, render and examples",
             )
             assert loaded >= 20  # kernel + render + 9 examples + 9 crops
-            assert "r = " in driver.find_element(By.ID, "panel").text
+            assert "r_peak = " in driver.find_element(By.ID, "panel").text  # and r_mean, match
             red = driver.execute_script(
                 "var c = document.getElementById('rf-overlay');"
                 "var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;"

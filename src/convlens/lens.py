@@ -482,6 +482,9 @@ class Lens(Summarized):
         return self._rows[name]
 
     def _capture(self, names: list[str], pre_activation: bool, *, stop: bool) -> Capture:
+        # The layout probe runs the model: never inside a capture, whose hooks would read (and
+        # stop) the probe's pass instead of the caller's.
+        self.accepts_channels_last()
         points: dict[str, Point] = {}
         routes: dict[Point, nn.Module] = {}
         transforms = {}

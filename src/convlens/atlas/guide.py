@@ -18,6 +18,11 @@ from typing import Any
 # A model whose first epoch already took this share of its final accuracy gain over chance had
 # its features "largely in place" after one epoch.
 EARLY_SHARE = 0.9
+# A layer whose last epoch-to-epoch change is at most this share of its first one "settled".
+SETTLED_SHARE = 0.5
+# A unit whose picture changes less than this (mean absolute pixel change, range fractions) at
+# every step after the first is "frozen": about 4 of 784 pixels flipping from black to white.
+FROZEN = 0.005
 
 
 def quality(unit: Mapping[str, Any], peak: float, *, texture: bool = False) -> float | None:
@@ -147,6 +152,41 @@ def evolution_claim(manifest: Mapping[str, Any], row: Mapping[str, Any]) -> dict
     return claim
 
 
+def _trend(epochs: Sequence[int], values: Sequence[float | None]) -> dict[str, Any] | None:
+    """First and last measured change with their epoch pairs, and what they support saying:
+    ``falls`` (less change at the end than at the start), ``settled`` (at most
+    ``SETTLED_SHARE`` of it)."""
+    pairs = [(epochs[k - 1], epochs[k], float(v)) for k, v in enumerate(values)
+             if k > 0 and k < len(epochs) and v is not None]  # fmt: skip
+    if len(pairs) < 2:
+        return None
+    (a0, b0, first), (a1, b1, last) = pairs[0], pairs[-1]
+    return {"first": first, "first_pair": [a0, b0], "last": last, "last_pair": [a1, b1],
+            "falls": last < first,
+            "settled": last <= SETTLED_SHARE * first,
+            "factor": first / last if last > 0 else None}  # fmt: skip
+
+
+def change_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per followed layer: what its picture and kernel change figures support saying (see
+    :func:`_trend`; None where fewer than two epoch pairs were measured)."""
+    evolution = manifest.get("evolution") or {}
+    epochs = list(evolution.get("epochs") or [])
+    rows = [r for r in evolution.get("rows") or [] if r.get("kind") == "channel"]
+    out = []
+    for record in evolution.get("layers") or []:
+        live = {f"{record['layer']}:{u}" for u in record.get("units") or []}
+        frozen = []
+        for row in rows:
+            later = [v for v in (row.get("change") or [])[2:] if v is not None]
+            if row["unit"] in live and later and max(later) < FROZEN:
+                frozen.append(row["unit"])
+        out.append({"layer": record["layer"], "units": len(live), "frozen": frozen,
+                    "pictures": _trend(epochs, record.get("render_change") or []),
+                    "kernels": _trend(epochs, record.get("kernel_change") or [])})  # fmt: skip
+    return out
+
+
 def resolve_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The guide's picks as the records themselves, for the templates."""
     picks = manifest.get("guide") or {}
@@ -174,4 +214,7 @@ def resolve_guide(manifest: Mapping[str, Any]) -> dict[str, Any]:
     evolution = manifest.get("evolution") or {}
     out["evolution"] = evolution["rows"][ref["row"]] if ref else None
     out["evolution_claim"] = evolution_claim(manifest, out["evolution"]) if ref else None
+    out["changes"] = change_claims(manifest)
+    layer = out["evolution"]["unit"].rsplit(":", 1)[0] if out["evolution"] else None
+    out["evolution_change"] = next((c for c in out["changes"] if c["layer"] == layer), None)
     return out

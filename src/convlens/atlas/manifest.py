@@ -30,7 +30,8 @@ of a sprite sheet (one PNG per layer and kind, cut out by pixel box)::
       "sprites": {ID: {"file", "width", "height", "tiles", "colormap", "note"}},
       "figures": {ID: {"file", "width", "height", "title", "caption"}},
       "classes": [CLASS, ...],
-      "evolution": {"epochs": [...], "val_acc": [...], "rows": [ROW, ...]} | null,
+      "evolution": {"epochs": [...], "val_acc": [...], "rows": [ROW, ...],
+                    "kernel_scale": float, "layers": [CHANGE, ...]} | null,
       "guide": {...}                         # picture choices of "how to read this atlas"
     }
 
@@ -60,7 +61,14 @@ reached by the rendered image divided by the best real image's.
 
 ``ROW`` (evolution) = ``{"unit", "kind": "kernel" | "channel", "tiles": [TILE per epoch],
 "r": [r per epoch], "tv": [mean neighbour-pixel difference per epoch],
-"contrast": [pixel std per epoch] (channel rows)}``.
+"contrast": [pixel std per epoch] (channel rows), "change": [None, change since the previous
+shown epoch, ...]}``: for a channel row the picture change, for a kernel row the weight change
+(see :mod:`convlens.atlas.stages.evolution`).
+
+``CHANGE`` (one per followed conv layer) = ``{"layer", "units": [live followed units],
+"render_change": [None, d, ...], "kernel_change": [None, d, ...]}``: per shown epoch, the
+change since the previous shown epoch averaged over ``units`` (None for the first epoch, or
+where nothing was measured); ``render_change`` is absent without renders.
 
 Missing analyses are absent (``null`` or missing keys), never placeholder pictures. Stages write
 their files first and the manifest last, each atomically, so whatever the manifest lists exists.
@@ -80,7 +88,9 @@ SCHEMA = "convlens-atlas"
 VERSION = 1
 MANIFEST = "manifest.json"
 # Evolution row fields keyed by epoch in fragments, lists (in epoch order) in the manifest.
-EPOCHWISE = ("tiles", "r", "tv", "contrast")
+EPOCHWISE = ("tiles", "r", "tv", "contrast", "change")
+# Per-layer change figures keyed by epoch in fragments, lists in the manifest.
+LAYER_EPOCHWISE = ("render_change", "kernel_change")
 
 
 def deep_merge(into: dict[str, Any], fragment: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,19 +148,27 @@ def _evolution(
     evolution: dict[str, Any] | None, units: dict[str, dict[str, Any]]
 ) -> dict[str, Any] | None:
     """Rows keyed by unit become a list, tiles keyed by epoch a list in epoch order; each unit
-    followed by a channel row also gets its own tiles under ``evolution``."""
+    followed by a channel row also gets its own tiles under ``evolution``; the per-layer change
+    figures become one record per layer with lists in epoch order."""
     if not evolution:
         return None
     epochs = evolution.get("epochs", [])
     rows = []
     for row in evolution.get("rows", {}).values():
+        if "unit" not in row:  # change figures of a row whose pictures are not recorded
+            continue
         per_epoch = {k: [v.get(str(e)) for e in epochs] for k, v in row.items() if k in EPOCHWISE}
         rows.append({**row, **per_epoch})
         if row.get("kind") == "channel":
             layer, index = row["unit"].rsplit(":", 1)
             if index in units.get(layer, {}):
                 units[layer][index]["evolution"] = rows[-1]["tiles"]
-    return {**evolution, "rows": rows}
+    layers = [
+        {"layer": name, **record,
+         **{k: [v.get(str(e)) for e in epochs] for k, v in record.items() if k in LAYER_EPOCHWISE}}
+        for name, record in evolution.get("layers", {}).items()
+    ]  # fmt: skip
+    return {**evolution, "rows": rows, "layers": layers}
 
 
 def _class_record(index: int, record: dict[str, Any], names: list[str]) -> dict[str, Any]:

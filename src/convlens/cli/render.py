@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -102,11 +103,13 @@ def render_command(
 ) -> None:
     """Show what units want to see: optimize an input for each, all in one batched run.
 
-    Every tile carries its evidence: r = the activation the picture reaches / the largest
-    activation of the same unit over the validation images (r >= 1: it beats every real
-    image); class tiles carry the model's probability. Dead units (never active on real data)
-    are labelled so. Writes per layer a grid PNG, the raw images (.npy, pixel space) and
-    render.json with one record per unit.
+    Every tile carries its evidence, r_peak/r_mean: the strongest activation of the picture's
+    map / the strongest over the validation images, and the map's mean / the largest mean over
+    them (r >= 1: it beats every real image); a neuron tile its own value / its best; class
+    tiles the model's probability. render.json adds the match with the unit's real examples,
+    the share of pixels at the range limits and what the best constant image reaches. Dead
+    units (never active on real data) are labelled so. Writes per layer a grid PNG, the raw
+    images (.npy, pixel space) and render.json with one record per unit.
     """
     with executor_for(ray_spec) as executor:
         result = render(
@@ -263,12 +266,40 @@ def summary_lines(result: RenderResult) -> list[str]:
         elif s.get("live"):
             lines.append(
                 f"{label}: {s['units']} units, {s['live']} live, {s['dead']} dead; "
-                f"r >= 1 for {s['r_ge_1']} of {s['live']} live "
-                f"({100 * s['share_r_ge_1']:.0f}%), median r {s['median_r']:.2f}"
+                + ratio_counts(s)
+                + evidence_text(s)
             )
         else:
             lines.append(f"{label}: {s['units']} units, none active on the validation images")
     return lines
+
+
+def ratio_counts(s: dict[str, Any]) -> str:
+    """'r_peak >= 1 for 31 of 31 live (100%), r_mean >= 1 for 29 (94%)' from a summary row."""
+    name = "r_peak" if "r_mean_ge_1" in s else "r"  # a neuron has one value: its own r
+    text = (
+        f"{name} >= 1 for {s['r_peak_ge_1']} of {s['live']} live "
+        f"({100 * s['share_r_peak_ge_1']:.0f}%, median {s['median_r_peak']:.2f})"
+    )
+    if "r_mean_ge_1" in s:
+        text += (
+            f", r_mean >= 1 for {s['r_mean_ge_1']} ({100 * s['share_r_mean_ge_1']:.0f}%, "
+            f"median {s['median_r_mean']:.2f})"
+        )
+    return text
+
+
+def evidence_text(s: dict[str, Any]) -> str:
+    """'; match top-1 0.81; 12% of pixels at the limits; 2 flat' (what applies)."""
+    parts = []
+    top1 = s.get("match_top1")
+    if top1 is not None and top1 == top1:
+        parts.append(f"match top-1 {top1:.2f}")
+    if s.get("at_limits") is not None and s["at_limits"] == s["at_limits"]:
+        parts.append(f"{100 * s['at_limits']:.0f}% of pixels at the limits")
+    if s.get("flat"):
+        parts.append(f"{s['flat']} flat")
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _save_npy(path: Path, array: np.ndarray) -> Path:

@@ -77,8 +77,13 @@ def tile_label(result: Any, i: int) -> str:
         return f"{unit.channel}{where}{copy} dead"
     if result.status[i] == "failed":
         return f"{unit.channel}{where}{copy} failed"
-    ratio = float(result.ratio[i])
-    return f"{unit.channel}{where}{copy} r={ratio:.2f}" if ratio == ratio else f"{unit.channel}"
+    peak = float(result.ratio[i])
+    mean = float(result.r_mean[i]) if result.r_mean is not None else float("nan")
+    if peak != peak:
+        return f"{unit.channel}"
+    if mean != mean:  # a neuron: one value
+        return f"{unit.channel}{where}{copy} r={peak:.2f}"
+    return f"{unit.channel}{copy} r={peak:.2f}/{mean:.2f}"
 
 
 def _render_title(key: str, result: Any, summary: dict[str, Any]) -> str:
@@ -91,9 +96,15 @@ def _render_title(key: str, result: Any, summary: dict[str, Any]) -> str:
     if result.dataset is None:
         return f"{label} ({result.preset}): unverified, no dataset to compare with"
     if stats.get("live"):
+        if "r_mean_ge_1" not in stats:  # neurons: their own value / its best
+            return (
+                f"{label} ({result.preset}): r = reached / best real image; r >= 1 for "
+                f"{stats['r_peak_ge_1']} of {stats['live']} live, {stats['dead']} dead"
+            )
         return (
-            f"{label} ({result.preset}): r = reached / best real image; r >= 1 for "
-            f"{stats['r_ge_1']} of {stats['live']} live, {stats['dead']} dead"
+            f"{label} ({result.preset}): tiles r=r_peak/r_mean (reached / best real image); "
+            f"r_peak >= 1 for {stats['r_peak_ge_1']}, r_mean >= 1 for {stats['r_mean_ge_1']} "
+            f"of {stats['live']} live, {stats['dead']} dead"
         )
     return f"{label} ({result.preset})"
 

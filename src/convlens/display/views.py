@@ -133,9 +133,12 @@ def _render_summary(result: RenderResult) -> list[str]:
             out.append(f"class: {s['passed']} of {s['units']} with p >= 0.99")
         elif s.get("live"):
             out.append(
-                f"{label}: r >= 1 for {s['r_ge_1']} of {s['live']} live"
+                f"{label}: {'r_peak' if 'r_mean_ge_1' in s else 'r'} >= 1 for "
+                f"{s['r_peak_ge_1']} of {s['live']} live"
+                + (f", r_mean >= 1 for {s['r_mean_ge_1']}" if "r_mean_ge_1" in s else "")
                 + (f", {s['dead']} dead" if s["dead"] else "")
-                + f", median r {_num(s['median_r'], '.2f')}"
+                + f", median {'r_peak' if 'r_mean_ge_1' in s else 'r'} "
+                f"{_num(s['median_r_peak'], '.2f')}"
             )
         else:
             out.append(f"{label}: {s['units']} units, none active on the validation images")

@@ -107,6 +107,8 @@ class AtlasSource:
             out["render"] = {
                 "picture": self.tile(channel.get("image")),
                 "r": channel.get("r"),
+                "r_mean": channel.get("r_mean"),
+                "match": channel.get("match"),
                 "activation": channel.get("activation"),
                 "reference": channel.get("reference"),
                 "status": channel.get("status", "ok"),

@@ -162,6 +162,8 @@ class Details:
             if result.crops[0] is not None
             else None,
             "r": _num(result.ratio[0]),
+            "r_mean": _num(result.r_mean[0]),
+            "match": _num(result.match[0]),
             "activation": _num(result.activation[0]),
             "reference": _num(result.reference[0]),
             "status": result.status[0],

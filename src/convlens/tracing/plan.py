@@ -179,7 +179,7 @@ class _Planner:
         if own is not None:
             path = f"{op.target}.act"
             act = Activation(activation_name(own), "attribute", path, module_path=path)
-            return Row(op.target, self.kind(op) or "other", type(module).__name__, post,
+            return Row(op.target, self.kind(op) or "other", module_type(module), post,
                        Point((path, op.call, "in")), op.index, op.target, tuple(parts),
                        tuple(params), act)  # fmt: skip
         last = op
@@ -203,11 +203,11 @@ class _Planner:
             act = self.activation(late)
             pool = pool_op.target if pool_op.kind == "module" else pool_op.name
             act = replace(act, where=f"{act.where} after {pool}")
-            return Row(op.target, self.kind(op) or "other", type(module).__name__, before,
+            return Row(op.target, self.kind(op) or "other", module_type(module), before,
                        before, last.index, op.target, tuple(parts), tuple(params), act,
                        derived=True)  # fmt: skip
         if not self.is_activation(follower):
-            return Row(op.target, self.kind(op) or "other", type(module).__name__, before or post,
+            return Row(op.target, self.kind(op) or "other", module_type(module), before or post,
                        None, last.index, op.target, tuple(parts), tuple(params))  # fmt: skip
         assert follower is not None
         self.merged.add(follower.index)
@@ -220,7 +220,7 @@ class _Planner:
             params.append(follower.target)
         else:
             parts.append(follower.name)
-        return Row(op.target, self.kind(op) or "other", type(module).__name__, after, before,
+        return Row(op.target, self.kind(op) or "other", module_type(module), after, before,
                    follower.index, op.target, tuple(parts), tuple(params),
                    self.activation(follower))  # fmt: skip
 
@@ -252,7 +252,7 @@ class _Planner:
         pre = point_of(self.graph, add.index) if act is not None else None
         if act is not None:
             self.merged.add(act.index)
-        return Row(block.path, "block", type(module).__name__, post, pre, out.index, block.path,
+        return Row(block.path, "block", module_type(module), post, pre, out.index, block.path,
                    (block.path,), (block.path,),
                    self.activation(act) if act is not None else None)  # fmt: skip
 
@@ -281,7 +281,7 @@ class _Planner:
                 self.merged.add(follower.index)
         if op.kind == "module":
             module = self.modules[op.target]
-            return Row(op.target, kind or "other", type(module).__name__, post, pre, op.index,
+            return Row(op.target, kind or "other", module_type(module), post, pre, op.index,
                        op.target, (op.target,), (op.target,), act)  # fmt: skip
         return Row(op.name, kind or "other", spelling(op), post, pre, op.index, None,
                    (op.name,), (), act)  # fmt: skip
@@ -342,3 +342,16 @@ def _unique(rows: list[Row]) -> list[Row]:
         seen.add(name)
         out.append(row if name == row.name else replace(row, name=name))
     return out
+
+
+def module_type(module: nn.Module) -> str:
+    """The type a user recognizes: ``Conv2d+ReLU`` for a conv-with-activation wrapper (the zoo's
+    and converted Keras layers), the class name otherwise."""
+    name = type(module).__name__
+    act = getattr(module, "act", None)
+    if not (isinstance(act, nn.Module) and hasattr(module, "activation_name")):
+        return name
+    base = next(
+        (c.__name__ for c in type(module).__mro__[1:] if c.__module__.startswith("torch.nn")), name
+    )
+    return base if isinstance(act, nn.Identity) else f"{base}+{type(act).__name__}"

@@ -453,7 +453,7 @@ def _score_name(unit: Unit, spatial: bool, bottom: bool) -> str:
     return "spatial max" if unit.kind == "channel" and spatial else "value"
 
 
-def _background(lens: Lens, channels: int) -> torch.Tensor:
+def background_value(lens: Lens, channels: int) -> torch.Tensor:
     """The pixel value the model's zero padding stands for (the normalization mean)."""
     mean = list(lens.spec.mean)
     if len(mean) != channels:
@@ -475,7 +475,7 @@ def build_result(
 ) -> ExamplesResult:
     """Turn a (possibly merged) table into per-unit images, locations and field crops."""
     table = table.to("cpu")
-    background = _background(lens, lens.spec.channels)
+    background = background_value(lens, lens.spec.channels)
     out = []
     for u, unit in enumerate(units):
         info = lens.layer(unit.layer)
@@ -483,7 +483,8 @@ def build_result(
         imgs = images[idx].float().cpu()
         spatial = info.is_spatial and unit.kind != "class" and info.rf is not None
         locations = torch.stack([table.rows[u], table.cols[u]], 1) if spatial else None
-        crops, mask, windows = _crops(imgs, info.rf if spatial else None, locations, background)
+        rf = info.rf if spatial else None
+        crops, mask, windows = field_crops(imgs, rf, locations, background)
         out.append(
             UnitExamples(
                 unit=unit,
@@ -511,7 +512,7 @@ def build_result(
     )
 
 
-def _crops(
+def field_crops(
     imgs: torch.Tensor,
     rf: Any,
     locations: torch.Tensor | None,

@@ -1,7 +1,10 @@
 """Dataset maxima: the largest activation of every unit over real images (the verification bar).
 
-A rendered unit is judged by r = activation it reaches / the largest activation of the same unit
-over the validation images; r >= 1 means the picture beats every real image. One batched,
+A rendered unit is judged by two ratios against the validation images: r_peak = the largest value
+of its map / the largest such peak over the images, and r_mean = the spatial mean of its map /
+the largest spatial mean over the images (the classic objective); r >= 1 means the picture beats
+every real image. The same pass keeps, per conv channel, the mean receptive-field crop of its
+top-9 real images: the reference a render's own crop is compared with (its *match*). One batched,
 no-grad pass computes the maxima of all conv and dense layers at once; the result is cached in
 the checkpoint folder under a key made of the weights and the data, so another snapshot, model
 or dataset never reuses a stale file. Channels whose maximum is <= 0 are *dead*: no real image
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,7 +29,9 @@ from ..fileio import atomic_path
 from ..lens import Lens
 from ..units import UNIT_LAYER_KINDS
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
+MATCH_K = 9
+"""Real images per channel whose mean receptive-field crop a render is matched against."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -35,12 +40,17 @@ class Maxima(Summarized):
 
     ``channel[layer]``: (C,) largest value anywhere in each channel's map (a dense layer: (F,)
     per feature). ``neuron[layer]``: (C, H, W) largest value of each position (dense: (F,)).
+    ``channel_mean[layer]``: (C,) largest spatial mean of each channel's map (dense: the value).
+    ``crops[layer]``: (C, c, rh, rw) conv layers only: the mean receptive-field crop, around the
+    strongest position, of each channel's top-:data:`MATCH_K` images (background-padded).
     """
 
     dataset: str
     images: int
     channel: dict[str, torch.Tensor]
     neuron: dict[str, torch.Tensor]
+    channel_mean: dict[str, torch.Tensor] = field(default_factory=dict)
+    crops: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def dead(self, layer: str) -> list[int]:
         """Channels (features) of ``layer`` that no real image drives above zero."""
@@ -120,16 +130,46 @@ def compute_maxima(
     lens: Lens, x: torch.Tensor, layers: Sequence[str], *, dataset: str = "", batch_size: int = 250
 ) -> Maxima:
     """Maxima of ``layers`` over images ``x`` (pixel space), in batches, one pass for all."""
+    from .examples import TopK, background_value, field_crops
+
     if len(x) == 0:
         raise DataError("no images to compute dataset maxima from")
     neuron: dict[str, torch.Tensor] = {}
+    means: dict[str, torch.Tensor] = {}
+    tops: dict[str, TopK] = {}
     for start in range(0, len(x), batch_size):
         acts = lens.forward(x[start : start + batch_size].to(lens.device), layers)
         for layer, a in acts.items():
-            m = a.amax(0).float().cpu()
+            a = a.float()
+            m = a.amax(0).cpu()
             neuron[layer] = m if layer not in neuron else torch.maximum(neuron[layer], m)
+            mean = (a.flatten(2).mean(2) if a.dim() > 2 else a).amax(0).cpu()
+            means[layer] = mean if layer not in means else torch.maximum(means[layer], mean)
+            if a.dim() == 4 and lens.layer(layer).rf is not None:
+                flat = a.flatten(2)
+                values, where = flat.max(2)
+                table = tops.setdefault(layer, TopK.empty(a.shape[1], MATCH_K))
+                index = torch.arange(start, start + a.shape[0])
+                width = a.shape[3]
+                table.update(
+                    values.T.cpu(), index, (where // width).T.cpu(), (where % width).T.cpu()
+                )
     channel = {k: (v.flatten(1).amax(1) if v.dim() > 1 else v.clone()) for k, v in neuron.items()}
-    return Maxima(dataset=dataset, images=len(x), channel=channel, neuron=neuron)
+    background = background_value(lens, lens.spec.channels)
+    crops = {}
+    for layer, table in tops.items():
+        rf = lens.layer(layer).rf
+        per_channel = []
+        for ch in range(table.num_units):
+            locations = torch.stack([table.rows[ch], table.cols[ch]], 1)
+            imgs = x[table.indices[ch]].float().cpu()
+            cut, _mask, _windows = field_crops(imgs, rf, locations, background)
+            per_channel.append(cut.mean(0))
+        crops[layer] = torch.stack(per_channel)
+    return Maxima(
+        dataset=dataset, images=len(x), channel=channel, neuron=neuron, channel_mean=means,
+        crops=crops,
+    )  # fmt: skip
 
 
 def _split_seed(lens: Lens, name: str) -> int:
@@ -146,6 +186,8 @@ def _subset(maxima: Maxima, layers: Sequence[str]) -> Maxima:
         images=maxima.images,
         channel={k: maxima.channel[k] for k in layers},
         neuron={k: maxima.neuron[k] for k in layers},
+        channel_mean={k: maxima.channel_mean[k] for k in layers if k in maxima.channel_mean},
+        crops={k: maxima.crops[k] for k in layers if k in maxima.crops},
     )
 
 
@@ -171,6 +213,8 @@ def _cache_path(lens: Lens, dataset: str, key: str) -> Path | None:
 def _save(path: Path, maxima: Maxima) -> None:
     tensors = {f"channel/{k}": v.contiguous() for k, v in maxima.channel.items()}
     tensors.update({f"neuron/{k}": v.contiguous() for k, v in maxima.neuron.items()})
+    tensors.update({f"mean/{k}": v.contiguous() for k, v in maxima.channel_mean.items()})
+    tensors.update({f"crops/{k}": v.contiguous() for k, v in maxima.crops.items()})
     meta = {"dataset": maxima.dataset, "images": str(maxima.images), "version": CACHE_VERSION}
     try:
         with atomic_path(path) as tmp:
@@ -185,6 +229,13 @@ def _load(path: Path) -> Maxima:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     tensors = load_file(str(path))
-    channel = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("channel/")}
-    neuron = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("neuron/")}
-    return Maxima(meta.get("dataset", ""), int(meta.get("images", 0)), channel, neuron)
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+    if meta.get("version") != CACHE_VERSION:
+        raise ValueError("stale maxima cache")  # recomputed by the caller
+    return Maxima(
+        meta.get("dataset", ""), int(meta.get("images", 0)), part("channel"), part("neuron"),
+        part("mean"), part("crops"),
+    )  # fmt: skip

@@ -36,7 +36,7 @@ def tasks(ctx: BuildContext) -> list[Task]:
     ]
 
 
-def _render(ctx: BuildContext, lens: Lens, units: list[Unit]) -> Any:
+def _render(ctx: BuildContext, lens: Lens, units: list[Unit], **overrides: Any) -> Any:
     from ...viz.render import render
 
     return render(
@@ -48,6 +48,7 @@ def _render(ctx: BuildContext, lens: Lens, units: list[Unit]) -> Any:
         data=ctx.dataset,
         progress=False,
         executor=ctx.executor,
+        **overrides,
     )
 
 
@@ -102,7 +103,16 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
                 "image": channel_refs[k],
                 "activation": _num(result.activation[k]),
                 "reference": _num(result.reference[k]),
-                "r": _num(result.ratio[k]),
+                "r": _num(result.ratio[k]),  # r_peak, the ratio the pages have always shown
+                "r_peak": _num(result.ratio[k]),
+                "r_mean": _num(result.r_mean[k]),
+                "mean_reference": _num(result.mean_reference[k]),
+                "match": _num(result.match[k]),
+                "match_top1": bool(result.match_top1[k]),
+                "at_limits": _num(result.at_limits[k]),
+                "flat": _num(result.flat[k]),
+                "constant_r_peak": _num(result.constant_r_peak[k]),
+                "constant_r_mean": _num(result.constant_r_mean[k]),
                 "status": result.status[k],
                 "contrast": float(channel_images[k].std()),
             }
@@ -115,6 +125,8 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
                 "window": list(result.windows[j]) if result.windows[j] else None,
                 "activation": _num(result.activation[j]),
                 "r": _num(result.ratio[j]),
+                "at_limits": _num(result.at_limits[j]),
+                "flat": _num(result.flat[j]),
                 "status": result.status[j],
             }
         units_out[str(i)] = record
@@ -123,9 +135,10 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
 
 
 def render_channels(
-    ctx: BuildContext, lens: Lens, layer: str, units: list[int]
+    ctx: BuildContext, lens: Lens, layer: str, units: list[int], **overrides: Any
 ) -> tuple[np.ndarray, list[float | None]]:
-    """Channel images of ``units`` of ``layer`` under ``lens`` (e.g. a snapshot), for display."""
-    result = _render(ctx, lens, [Unit("channel", layer, i) for i in units])
+    """Channel images of ``units`` of ``layer`` under ``lens`` (e.g. a snapshot), for display;
+    ``overrides``: render options (e.g. ``restarts=0``) on top of the atlas's own."""
+    result = _render(ctx, lens, [Unit("channel", layer, i) for i in units], **overrides)
     images = _display(result, result.images, tuple(lens.spec.value_range))
     return images, [_num(r) for r in result.ratio]

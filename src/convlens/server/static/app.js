@@ -682,12 +682,16 @@ function picture(pic, { scale = 4, maxSide = 120, box = null, label = "", fluid 
   if (label) fig.append(el("figcaption", { text: label }));
   return fig;
 }
-function verdict(r, status) {
+function verdict(r, status, rMean, match) {
   if (status === "dead") return el("div", { class: "verdict-line bad", text: "dead: no validation image activates this unit" });
   if (r == null) return el("div", { class: "verdict-line", text: "not verified against real images" });
-  const ok = r >= 0.9999;
-  return el("div", { class: "verdict-line" }, "r = ", el("b", { text: fmt(r) }), " ",
-    el("span", { class: ok ? "ok" : "bad", text: ok ? "✓ beats every real image" : "below the best real image" }));
+  const ok = r >= 0.9999 && (rMean == null || rMean >= 0.9999);
+  const line = el("div", { class: "verdict-line", title: "r_peak: strongest activation reached / the best validation image's; r_mean: the map's mean reached / the best validation mean" },
+    rMean == null ? "r = " : "r_peak = ", el("b", { text: fmt(r) }));
+  if (rMean != null) line.append(" · r_mean = ", el("b", { text: fmt(rMean) }));
+  line.append(" ", el("span", { class: ok ? "ok" : "bad", text: ok ? "✓ beats every real image" : "below the best real image" }));
+  if (match != null) line.append(el("small", { text: ` · match ${fmt(match)} (1: its own real examples look most like it)` }));
+  return line;
 }
 
 async function loadDetails() {
@@ -744,7 +748,7 @@ async function loadDetails() {
     const pics = el("div", { class: "pics" });
     if (r.picture) pics.append(picture(r.picture, { scale: 5, maxSide: 140, label: r.what || "" }));
     if (d.neuron_render && d.neuron_render.picture) pics.append(picture(d.neuron_render.picture, { scale: 8, maxSide: 120, label: `centre neuron (r ${fmt(d.neuron_render.r)})` }));
-    renderSec.replaceChildren(renderSec.firstChild, pics, verdict(r.r, r.status),
+    renderSec.replaceChildren(renderSec.firstChild, pics, verdict(r.r, r.status, r.r_mean, r.match),
       el("small", { text: `${src}${r.seconds ? ` in ${r.seconds} s` : ""}` }));
   };
   if (d.render) showRender(d.render);

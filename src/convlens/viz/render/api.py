@@ -11,6 +11,7 @@ measures what each image reaches, against the dataset maxima.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from ...lens import Lens
 from ...progress import bar as progress_bar
 from ...units import Unit, resolve_units
 from ..maxima import Maxima, dataset_maxima
+from .evidence import best_constant, match, pixel_figures
 from .loop import optimize
 from .objectives import Objective, neuron
 from .presets import DEFAULT_PRESET, Preset, get_preset
@@ -133,7 +135,7 @@ def render(
         steps_t[i], reason[i] = taken, why
         if state == "failed":
             status[i] = "failed"
-    verdict = list(_verify(lens, items, images, maxima))
+    verdict = _verify(lens, items, images, maxima)
 
     # Fresh starts for units that stalled below the real-data bar (or below p 0.99).
     for attempt in range(1, chosen.restarts + 1):
@@ -168,16 +170,14 @@ def render(
             curves[i, : curve.shape[0]] = curve
             steps_t[i], restarts[i] = taken, attempt
             reason[i] = f"{why} (fresh start {attempt})"
-            for field_index, values in enumerate(fresh):
-                verdict[field_index][i] = values[k]
+            verdict.copy_row(i, fresh, k)
     bar.close()
-    activation, mean_act, reference, ratio, probability, predicted = verdict
 
     for i in range(n):
         unit = items[i].unit
         if status[i] == "failed":
             continue
-        if unit is not None and unit.kind != "class" and not float(reference[i]) > 0:
+        if unit is not None and unit.kind != "class" and not float(verdict.reference[i]) > 0:
             status[i] = "dead" if maxima is not None else "unverified"
             reason[i] = (
                 "dead: no validation image activates this unit"
@@ -194,12 +194,20 @@ def render(
         windows=[_clip(it.window, h, w) if it.window else None for it in items],
         curves=curves,
         steps=steps_t,
-        activation=activation,
-        mean_activation=mean_act,
-        reference=reference,
-        ratio=ratio,
-        probability=probability,
-        predicted=predicted,
+        activation=verdict.activation,
+        mean_activation=verdict.mean_activation,
+        reference=verdict.reference,
+        ratio=verdict.r_peak,
+        probability=verdict.probability,
+        predicted=verdict.predicted,
+        mean_reference=verdict.mean_reference,
+        r_mean=verdict.r_mean,
+        match=verdict.match,
+        match_top1=verdict.match_top1,
+        at_limits=verdict.at_limits,
+        flat=verdict.flat,
+        constant_r_peak=verdict.constant_r_peak,
+        constant_r_mean=verdict.constant_r_mean,
         status=status,
         reason=reason,
         preset=chosen.name,
@@ -281,23 +289,22 @@ def _place(
     return placed, placed[:, top:bottom, left:right].clone()
 
 
-def _retry(item: _Item, status: str, verdict: list[torch.Tensor], i: int) -> bool:
-    """Whether a unit deserves a fresh start: live and r < 1, or a class below p 0.99."""
+def _retry(item: _Item, status: str, verdict: _Verdict, i: int) -> bool:
+    """Whether a unit deserves a fresh start: live with r_peak or r_mean < 1, or a class below
+    p 0.99."""
     if item.unit is None or status == "failed":
         return False
     if item.unit.kind == "class":
-        _, _, _, _, probability, predicted = verdict
-        return not (int(predicted[i]) == item.unit.channel and float(probability[i]) >= 0.99)
-    reference, ratio = verdict[2], verdict[3]
-    return bool(float(reference[i]) > 0 and float(ratio[i]) < 1 - R_TOLERANCE)
+        return not (
+            int(verdict.predicted[i]) == item.unit.channel and float(verdict.probability[i]) >= 0.99
+        )
+    return bool(float(verdict.reference[i]) > 0 and verdict.score(i) < 1 - R_TOLERANCE)
 
 
-def _better(
-    item: _Item, fresh: tuple[torch.Tensor, ...], k: int, verdict: list[torch.Tensor], i: int
-) -> bool:
+def _better(item: _Item, fresh: _Verdict, k: int, verdict: _Verdict, i: int) -> bool:
     if item.unit is not None and item.unit.kind == "class":
-        return float(fresh[4][k]) > float(verdict[4][i])
-    return float(fresh[3][k]) > float(verdict[3][i])
+        return float(fresh.probability[k]) > float(verdict.probability[i])
+    return fresh.score(k) > verdict.score(i)
 
 
 def _seed(seed: int, name: str, copy: int, attempt: int = 0) -> int:
@@ -518,58 +525,122 @@ def _clip(window: tuple[int, int, int, int], h: int, w: int) -> tuple[int, int, 
 # --- verification ----------------------------------------------------------------------------
 
 
+@dataclass
+class _Verdict:
+    """What each placed image reaches and the evidence about it, one row per item."""
+
+    activation: torch.Tensor  # channel: peak of its map; neuron: its value; class: its logit
+    mean_activation: torch.Tensor  # channel: spatial mean of its map
+    reference: torch.Tensor  # the same peak's maximum over the validation images
+    mean_reference: torch.Tensor  # the largest spatial mean over the validation images
+    r_peak: torch.Tensor
+    r_mean: torch.Tensor
+    probability: torch.Tensor
+    predicted: torch.Tensor
+    match: torch.Tensor
+    match_top1: torch.Tensor
+    at_limits: torch.Tensor
+    flat: torch.Tensor
+    constant_r_peak: torch.Tensor  # what the best constant image reaches, as a ratio
+    constant_r_mean: torch.Tensor
+
+    def copy_row(self, i: int, other: _Verdict, k: int) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name)[i] = getattr(other, name)[k]
+
+    def score(self, i: int) -> float:
+        """The weaker of the two ratios (r_peak alone where there is no mean)."""
+        peak, mean = float(self.r_peak[i]), float(self.r_mean[i])
+        return peak if math.isnan(mean) else min(peak, mean)
+
+
 @torch.no_grad()
 def _verify(
     lens: Lens, items: list[_Item], images: torch.Tensor, maxima: Maxima | None
-) -> tuple[torch.Tensor, ...]:
-    """What each placed image reaches, the real-data bar, r, and the model's verdict."""
+) -> _Verdict:
+    """What each placed image reaches, the real-data bars, both ratios, and the evidence."""
     n = len(items)
-    nan = float("nan")
+
+    def nans() -> torch.Tensor:
+        return torch.full((n,), float("nan"))
+
     # A real input cannot leave the value range: judge what the model would see if it were one
     # (a no-op for squashed renders; the seed recipe's raw pixels can drift outside).
     images = images.clamp(*lens.spec.value_range)
-    activation = torch.full((n,), nan)
-    mean_act = torch.full((n,), nan)
-    reference = torch.full((n,), nan)
     probs = lens.predict(images) if n else torch.zeros(0, lens.num_classes)
-    predicted = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long)
-    probability = probs.max(1).values if n else torch.zeros(0)
+    v = _Verdict(
+        activation=nans(), mean_activation=nans(), reference=nans(), mean_reference=nans(),
+        r_peak=nans(), r_mean=nans(),
+        probability=probs.max(1).values if n else torch.zeros(0),
+        predicted=probs.argmax(1) if n else torch.zeros(0, dtype=torch.long),
+        match=nans(), match_top1=torch.zeros(n, dtype=torch.bool),
+        at_limits=nans(), flat=nans(), constant_r_peak=nans(), constant_r_mean=nans(),
+    )  # fmt: skip
     logits = _logits(lens, images)
     by_layer: dict[str, list[int]] = {}
+    h, w = lens.spec.height, lens.spec.width
     for i, it in enumerate(items):
+        window = _clip(it.window, h, w) if it.window else (0, 0, h, w)
+        top, left, bottom, right = window
+        at_limits, flat = pixel_figures(
+            images[i : i + 1, :, top:bottom, left:right], lens.spec.value_range
+        )
+        v.at_limits[i], v.flat[i] = at_limits[0], flat[0]
         if it.unit is None:
             continue
         if it.unit.kind == "class":
-            probability[i] = probs[i, it.unit.channel]
-            activation[i] = logits[i, it.unit.channel]
+            v.probability[i] = probs[i, it.unit.channel]
+            v.activation[i] = logits[i, it.unit.channel]
             if (
                 maxima is not None
                 and it.unit.layer in maxima.channel
                 and not lens.logits_from_input
             ):
-                reference[i] = maxima.channel[it.unit.layer][it.unit.channel]
+                v.reference[i] = maxima.channel[it.unit.layer][it.unit.channel]
         else:
             by_layer.setdefault(it.unit.layer, []).append(i)
     for layer, rows in by_layer.items():
         acts = lens.forward(images[rows].to(lens.device), [layer])[layer].float().cpu()
+        const_peak, const_mean = best_constant(lens, layer)
+        channel_rows: list[int] = []
         for k, i in enumerate(rows):
             unit = items[i].unit
             assert unit is not None
             a = acts[k, unit.channel]
             if unit.kind == "neuron" and unit.position is not None:
-                activation[i] = a[unit.position]
+                v.activation[i] = a[unit.position]
                 if maxima is not None:
-                    reference[i] = maxima.neuron[layer][unit.channel][unit.position]
-            else:
-                activation[i] = a.max()
-                mean_act[i] = a.mean()
-                if maxima is not None:
-                    reference[i] = maxima.channel[layer][unit.channel]
-    ratio = torch.where(reference > 0, activation / reference, torch.full_like(reference, nan))
+                    v.reference[i] = maxima.neuron[layer][unit.channel][unit.position]
+                continue
+            v.activation[i] = a.max()
+            v.mean_activation[i] = a.mean()
+            if maxima is not None:
+                v.reference[i] = maxima.channel[layer][unit.channel]
+                if layer in maxima.channel_mean:
+                    v.mean_reference[i] = maxima.channel_mean[layer][unit.channel]
+            v.constant_r_peak[i] = const_peak[unit.channel]
+            v.constant_r_mean[i] = const_mean[unit.channel]
+            if a.dim() == 2:
+                channel_rows.append(k)
+        if maxima is not None and channel_rows:
+            chosen = [rows[k] for k in channel_rows]
+            channels = [items[i].unit.channel for i in chosen]  # type: ignore[union-attr]
+            maps = acts[channel_rows, channels]
+            matched, top1 = match(lens, layer, images[chosen], channels, maps, maxima)
+            v.match[chosen], v.match_top1[chosen] = matched, top1
+    v.r_peak = _ratio(v.activation, v.reference)
+    v.r_mean = _ratio(v.mean_activation, v.mean_reference)
+    v.constant_r_peak = _ratio(v.constant_r_peak, v.reference)
+    v.constant_r_mean = _ratio(v.constant_r_mean, v.mean_reference)
     for i, it in enumerate(items):
         if it.unit is not None and it.unit.kind == "class":
-            ratio[i] = nan  # classes are judged by probability
-    return activation, mean_act, reference, ratio, probability, predicted
+            v.r_peak[i] = float("nan")  # classes are judged by probability
+    return v
+
+
+def _ratio(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """value / reference where the reference is positive (a live unit), NaN elsewhere."""
+    return torch.where(reference > 0, value / reference, torch.full_like(reference, float("nan")))
 
 
 def _logits(lens: Lens, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
