@@ -41,7 +41,8 @@ from convlens.units import Unit, resolve_units
 from convlens.viz.maxima import Maxima, dataset_maxima
 from convlens.viz.render import render
 from convlens.viz.render.evidence import FLAT, pixel_figures
-from convlens.viz.render.presets import PRESETS
+from convlens.viz.render.presets import PRESETS, get_preset
+from convlens.viz.render.prior import image_prior
 from convlens.viz.render.result import R_TOLERANCE, RenderResult
 
 try:
@@ -194,6 +195,11 @@ def main() -> None:
     spec = ",".join(f"{name}:*" for name in convs) + ",class:*"
     units = resolve_units(lens, spec)
     maxima = dataset_maxima(lens)  # computed (or read from cache) outside the timings
+    if any(get_preset(p).recipe.param == "latent" for p in PRESETS):
+        t0 = time.perf_counter()
+        prior = image_prior(lens)  # trained once per dataset (or read from the cache), untimed
+        how = f"trained in {prior.seconds:.1f} s" if prior.seconds else "read from the cache"
+        print(f"image prior: {how} ({time.perf_counter() - t0:.1f} s), latent {prior.latent}")
     print(
         f"model {args.ckpt}: {len(units)} units ({', '.join(convs)}: all channels; "
         f"{lens.num_classes} classes) on {device}, {torch.get_num_threads()} torch threads"

@@ -91,6 +91,11 @@ def test_latent_render_is_not_binary_not_flat_and_reproducible(kaggle4_lens) -> 
         assert float(image.std()) > 0.05, res.names[k]
     assert sum(_one_value(image) for image in images) / len(images) < 0.8
     assert torch.isfinite(res.ratio).all() and torch.isfinite(res.mean_activation).all()
+    # The same figures as render.json records them: both ratios, pixels at the limits, flatness.
+    assert torch.isfinite(res.r_mean).all() and torch.isfinite(res.r_peak).all()
+    assert float(res.at_limits.mean()) < 0.5 and float(res.flat.mean()) < 0.8
+    pixels = render(kaggle4_lens, units, preset="clear", steps=16, restarts=0, progress=False)
+    assert float(res.at_limits.mean()) < float(pixels.at_limits.mean())  # clear is binary
     again = render(kaggle4_lens, units, preset="natural", steps=16, restarts=0, progress=False)
     assert torch.equal(res.images, again.images)
     # A unit's image does not depend on its batch mates.

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import ConvlensError
+from ..viz.render.presets import DEFAULT_PRESET
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class AtlasOptions:
     max_units: int | None = None  # units per layer (the first ones)
     max_dense_units: int | None = None  # cap for dense layers (None: every unit)
     render_steps: int | None = None  # gradient-ascent steps (None: the preset's own)
-    render_preset: str = "clear"
+    render_preset: str = DEFAULT_PRESET
     examples_k: int = 9  # real top examples per unit
     prototypes: bool = True  # render one image per class (classes page)
     samples_per_class: int = 2  # validation images per class on the classes page

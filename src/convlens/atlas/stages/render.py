@@ -57,7 +57,7 @@ def _display(result: Any, images: Any, vr: tuple[float, float]) -> np.ndarray:
     from ...images import blog_normalize
 
     a = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images)
-    if getattr(result, "preset", "clear") == "seed":
+    if getattr(result, "preset", "") == "seed":
         return np.stack([blog_normalize(im) for im in a])
     lo, hi = vr
     return np.clip((a - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
