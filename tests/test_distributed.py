@@ -171,8 +171,13 @@ def test_chunked_render_keeps_request_order_and_round_trips_the_store(
     spec = "conv2d_1:0-3,conv2d_2:5@6,6,class:2"
     result = cl.render(tiny_lens, spec, data=digits, executor=InProcess(), **RENDER)
     assert result.names == [str(u) for u in resolve_units(tiny_lens, spec)]
-    alone = cl.render(tiny_lens, "conv2d_1:3,conv2d_2:5@6,6,class:2", data=digits, **RENDER)
+    alone = cl.render(  # on its own, as a chunk runs: one torch thread
+        tiny_lens, "conv2d_1:3,conv2d_2:5@6,6,class:2", data=digits, executor=InProcess(), **RENDER
+    )
     same_records(alone, _rows(result, [3, 4, 5]))  # the last chunk, rendered on its own
+    # The Lens records no training data: the chunks draw with the prior the driver made from
+    # ``data`` (they see only its maxima), not with the pixel fallback.
+    assert result.preset == alone.preset == "natural"
     back = decode(encode(result))
     same_records(back, result)
     assert back.units == result.units and back.crops[4] is not None

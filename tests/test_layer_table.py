@@ -643,7 +643,18 @@ def test_kaggle4_three_ways_give_the_zoo_atlas(kaggle4_ways, mnist_small, tmp_pa
     assert sum(len(row[-1]) for row in zoo) == 6 and zoo[0][-1][0][2] > 0  # units with an r
     for way in ("modules", "functional", "sequential"):
         assert manifests[way]["stages"] == manifests["zoo"]["stages"]
-        assert_close(summary(manifests[way]), zoo, way)
+        got = summary(manifests[way])
+        # A render's r: 64 decoder-driven ascent steps carry a float-rounding difference (the
+        # functional way runs without channels-last) from 1e-6 up to about 1e-3.
+        for row_got, row_want in zip(got, zoo, strict=True):
+            for unit_got, unit_want in zip(row_got[-1], row_want[-1], strict=True):
+                for k in (2, 3):
+                    if unit_want[k] is not None:
+                        assert unit_got[k] == pytest.approx(unit_want[k], rel=1e-2), (way, k)
+        strip = [
+            [(*row[:-1], [(*u[:2], *u[4:]) for u in row[-1]]) for row in m] for m in (got, zoo)
+        ]
+        assert_close(strip[0], strip[1], way)
 
 
 def test_type_column_names_the_operation_not_the_wrapper_class() -> None:

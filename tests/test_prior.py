@@ -109,3 +109,19 @@ def test_natural_falls_back_to_clear_without_training_data(random_lens) -> None:
     assert res.preset == "clear"
     with pytest.raises(DataError, match="training images"):
         render(random_lens, "conv2d_1:0", steps=3, param="latent", progress=False)
+
+
+def test_the_prior_does_not_depend_on_the_callers_thread_count() -> None:
+    """Ray workers run one torch thread, notebooks several: the same data gives one prior."""
+    x = torch.rand(96, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    cfg = PriorConfig(epochs=2, batch_size=32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = train_prior(x, config=cfg, progress=False)
+        torch.set_num_threads(2)
+        two = train_prior(x, config=cfg, progress=False)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(threads)
+    assert _same_weights(one.decoder, two.decoder)

@@ -57,10 +57,12 @@ def render(
     """:func:`convlens.viz.render.render` of ``units`` in chunks of ``chunk_units`` targets on
     ``executor``; rows in request order, as one :class:`RenderResult`.
 
-    The verification bar (dataset maxima) is computed once here and handed to every chunk, so
-    workers never load the dataset.
+    The verification bar (dataset maxima) and the image prior are made once here and handed
+    to every chunk, so workers never load the dataset.
     """
+    from ..viz.render.api import image_prior_for
     from ..viz.render.objectives import Objective
+    from ..viz.render.presets import DEFAULT_PRESET
 
     start = time.perf_counter()
     size = chunk_units or RENDER_CHUNK_UNITS
@@ -73,14 +75,19 @@ def render(
     if not targets:
         raise UnitError("no units to render; write e.g. 'conv2d_1:*' or 'class:3'")
     maxima = _maxima(lens, targets, data)
+    prior, preset = image_prior_for(
+        lens, options.get("preset", DEFAULT_PRESET), options.get("param"), data, progress=progress
+    )
     chunks = [targets[i : i + size] for i in range(0, len(targets), size)]
-    settings = {**options, "data": maxima if maxima is not None else data}
+    settings = {**options, "preset": preset, "data": maxima if maxima is not None else data}
     diversity = int(options.get("diversity", 1) or 1)
+    # The prior is a function of its key (data and settings): the key names it in the ledger.
+    prior_key = f"|prior:{prior.key}" if prior is not None else ""
     results = executor.map(
         _render_chunk,
-        (lens, settings),
+        (lens, settings, prior),
         chunks,
-        key=f"render|{lens_key(lens)}|{fingerprint(settings)}",
+        key=f"render|{lens_key(lens)}|{fingerprint(settings)}{prior_key}",
         sizes=[len(c) * diversity for c in chunks],
         desc="render",
         unit="unit",
@@ -89,11 +96,11 @@ def render(
     return concat_results(results, seconds=time.perf_counter() - start)
 
 
-def _render_chunk(shared: tuple[Lens, dict[str, Any]], targets: list[Any]) -> RenderResult:
+def _render_chunk(shared: tuple[Lens, dict[str, Any], Any], targets: list[Any]) -> RenderResult:
     from ..viz.render import render as render_units
 
-    lens, settings = shared
-    return render_units(lens, targets, progress=False, **settings)
+    lens, settings, prior = shared
+    return render_units(lens, targets, progress=False, prior=prior, **settings)
 
 
 def _maxima(lens: Lens, targets: list[Any], data: Any) -> Any:

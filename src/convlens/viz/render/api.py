@@ -70,6 +70,7 @@ def render(
     restarts: int | None = None,
     progress: bool | None = None,
     executor: Any = None,
+    prior: ImagePrior | None = None,
     **overrides: object,
 ) -> RenderResult:
     """Render ``units`` (a unit string such as ``"conv2d_3:*,class:*"``, Units or Objectives).
@@ -84,7 +85,8 @@ def render(
     ``restarts``: fresh starts for units that end below the real-data bar (default: the
     preset's). ``seed`` makes the run reproducible. ``executor`` (a
     :class:`convlens.distributed.Executor`): render in fixed chunks of units, in this process or
-    on Ray workers, with the same result everywhere (``data`` may then be precomputed Maxima).
+    on Ray workers, with the same result everywhere (``data`` may then be precomputed Maxima,
+    and ``prior`` the image prior made once by the caller, as :func:`image_prior_for` makes it).
     """
     if executor is not None:
         return executor.render(
@@ -107,8 +109,9 @@ def render(
         )
     chosen = _customized(chosen, changes, restarts)
     targets = _targets(lens, units)
-    prior = None
-    if "latent" in (chosen.recipe.param, chosen.class_recipe.param):
+    if "latent" not in (chosen.recipe.param, chosen.class_recipe.param):
+        prior = None
+    elif prior is None:
         prior, used = _prior(lens, chosen, data, explicit=param == "latent", progress=progress)
         if used is not chosen:
             chosen = _customized(used, changes, restarts)
@@ -340,6 +343,29 @@ def _customized(preset: Preset, changes: dict[str, Any], restarts: int | None) -
             "restarts": preset.restarts if restarts is None else max(0, restarts),
         }
     )
+
+
+def image_prior_for(
+    lens: Lens,
+    preset: str | Preset = DEFAULT_PRESET,
+    param: str | None = None,
+    data: str | Dataset | Maxima | None = None,
+    *,
+    progress: bool | None = None,
+) -> tuple[ImagePrior | None, str | Preset]:
+    """The image prior a render with these settings needs (None when its recipes draw pixels)
+    and the preset it then runs with (the fallback, with a warning, where there is no prior).
+
+    A scaled-out render makes it once, here, and hands it to every chunk, as it does the
+    dataset maxima: no worker trains or loads one of its own.
+    """
+    chosen = get_preset(preset)
+    if param is not None:
+        chosen = _customized(chosen, {"param": param}, None)
+    if "latent" not in (chosen.recipe.param, chosen.class_recipe.param):
+        return None, preset
+    prior, used = _prior(lens, chosen, data, explicit=param == "latent", progress=progress)
+    return prior, preset if used is chosen else used.name
 
 
 def _prior(

@@ -212,8 +212,25 @@ def train_prior(
     """Train a VAE on images ``x`` (N, C, H, W) in [0, 1]; return its frozen decoder.
 
     Deterministic for a given ``config.seed``: its own generator for the initial weights,
-    the shuffles and the latent noise.
+    the shuffles and the latent noise, and one torch thread (float sums differ with the thread
+    count, and every process, Ray worker or notebook must get the same prior for the same data).
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(x, name=name, config=config, key=key, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    x: torch.Tensor,
+    *,
+    name: str,
+    config: PriorConfig | None,
+    key: str,
+    progress: bool | None,
+) -> ImagePrior:
     cfg = config or DEFAULT_CONFIG
     if len(x) == 0:
         raise DataError("no training images to learn an image prior from")
