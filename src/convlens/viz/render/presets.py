@@ -150,27 +150,12 @@ CLEAR = Preset(
     summary="best legibility for small grayscale models: black start, Adam, peak + mean",
 )
 
-NATURAL_RECIPE = Recipe(
-    name="natural",
-    steps=64,
-    param="latent",
-    sharpness=2.0,
-    residual=0.4,
-    residual_l1=0.25,
-    latent_l2=0.3,
-    init_std=0.5,
-    optimizer="adam",
-    lr=0.2,
-    schedule="cosine",
-    lr_end=0.1,
-    pre_activation=False,
-    redirect_relu=16,
-    early_stop=True,
-    min_steps=12,
-    patience=6,
-    tol=0.01,
-    diversity=0.5,
-)
+# clear's optimizer and stopping, on the latent of the image prior (a mid-grey start, no ink
+# cost: the decoder draws the background), with more steps for the decoder to settle.
+NATURAL_RECIPE = CLEAR_RECIPE.with_(
+    name="natural", steps=64, param="latent", sharpness=2.0, residual=0.4, residual_l1=0.25,
+    latent_l2=0.3, init_mean=0.5, init_std=0.5, l1=0.0, min_steps=12, patience=6,
+)  # fmt: skip
 
 NATURAL = Preset(
     name="natural",
