@@ -14,20 +14,19 @@ ever switches them on.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..data import Dataset, load_dataset
 from ..display.base import Summarized
 from ..errors import DataError
-from ..fileio import atomic_path
 from ..lens import Lens
 from ..units import UNIT_LAYER_KINDS
+from .cache import cache_file, load_tensors, save_tensors
+from .examples import TopK, background_value, field_crops
 
 CACHE_VERSION = "2"
 MATCH_K = 9
@@ -108,7 +107,7 @@ def dataset_maxima(
     key = hashlib.sha256(
         f"{CACHE_VERSION}|{_weights_digest(lens)}|{key_data}|{','.join(compute)}".encode()
     ).hexdigest()[:16]
-    path = _cache_path(lens, name, key) if cache else None
+    path = cache_file(lens, "maxima", name, key) if cache else None
     if path is not None and path.exists():
         try:
             return _subset(_load(path), wanted)
@@ -130,8 +129,6 @@ def compute_maxima(
     lens: Lens, x: torch.Tensor, layers: Sequence[str], *, dataset: str = "", batch_size: int = 250
 ) -> Maxima:
     """Maxima of ``layers`` over images ``x`` (pixel space), in batches, one pass for all."""
-    from .examples import TopK, background_value, field_crops
-
     if len(x) == 0:
         raise DataError("no images to compute dataset maxima from")
     neuron: dict[str, torch.Tensor] = {}
@@ -203,32 +200,17 @@ def _tensor_digest(x: torch.Tensor) -> str:
     return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _cache_path(lens: Lens, dataset: str, key: str) -> Path | None:
-    if lens.path is None:
-        return None
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)[:40]
-    return Path(lens.path) / "cache" / f"maxima_{slug}_{key}.safetensors"
-
-
 def _save(path: Path, maxima: Maxima) -> None:
-    tensors = {f"channel/{k}": v.contiguous() for k, v in maxima.channel.items()}
-    tensors.update({f"neuron/{k}": v.contiguous() for k, v in maxima.neuron.items()})
-    tensors.update({f"mean/{k}": v.contiguous() for k, v in maxima.channel_mean.items()})
-    tensors.update({f"crops/{k}": v.contiguous() for k, v in maxima.crops.items()})
+    tensors = {f"channel/{k}": v for k, v in maxima.channel.items()}
+    tensors.update({f"neuron/{k}": v for k, v in maxima.neuron.items()})
+    tensors.update({f"mean/{k}": v for k, v in maxima.channel_mean.items()})
+    tensors.update({f"crops/{k}": v for k, v in maxima.crops.items()})
     meta = {"dataset": maxima.dataset, "images": str(maxima.images), "version": CACHE_VERSION}
-    try:
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-    except OSError:
-        pass  # a read-only checkpoint folder: no cache, same results
+    save_tensors(path, tensors, meta)  # a read-only checkpoint folder: no cache, same results
 
 
 def _load(path: Path) -> Maxima:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    tensors = load_file(str(path))
+    tensors, meta = load_tensors(path)
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(prefix + "/")}

@@ -18,22 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...data import Dataset, load_dataset
 from ...errors import DataError
-from ...fileio import atomic_path
 from ...lens import Lens
 from ...progress import bar as progress_bar
+from ..cache import cache_file, load_tensors, save_tensors
 
 PRIOR_VERSION = "1"
 LATENT = 32
@@ -184,7 +181,7 @@ def image_prior(
     key = hashlib.sha256(
         f"{PRIOR_VERSION}|{identity}|{c}x{h}x{w}|{cfg.key()}".encode()
     ).hexdigest()[:16]
-    path = _cache_path(lens, name, key) if cache else None
+    path = cache_file(lens, "prior", name, key) if cache else None
     if path is None and cache and key in _MEMORY:
         return _MEMORY[key].to(lens.device)
     if path is not None and path.exists():
@@ -317,15 +314,7 @@ def _load_data(lens: Lens, name: str, identity: str) -> Dataset:
     return dataset
 
 
-def _cache_path(lens: Lens, dataset: str, key: str) -> Path | None:
-    if lens.path is None:
-        return None
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)[:40]
-    return Path(lens.path) / "cache" / f"prior_{slug}_{key}.safetensors"
-
-
 def _save(path: Path, prior: ImagePrior) -> None:
-    tensors = {k: v.contiguous() for k, v in prior.decoder.state_dict().items()}
     c, h, w = prior.decoder.shape
     meta = {
         "version": PRIOR_VERSION,
@@ -337,21 +326,16 @@ def _save(path: Path, prior: ImagePrior) -> None:
         "loss": f"{prior.loss:.6g}",
         "seconds": f"{prior.seconds:.3f}",
     }
-    try:
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+    if save_tensors(path, prior.decoder.state_dict(), meta):  # else a read-only folder: no cache
         prior.path = path
-    except OSError:
-        pass  # a read-only checkpoint folder: no cache, same pictures
 
 
 def _load(path: Path, shape: tuple[int, int, int], cfg: PriorConfig, key: str) -> ImagePrior:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    tensors, meta = load_tensors(path)
     if meta.get("version") != PRIOR_VERSION or meta.get("key") != key:
         raise ValueError(f"{path} is another prior")
     decoder = Decoder(*shape, cfg.latent)
-    decoder.load_state_dict(load_file(str(path)))
+    decoder.load_state_dict(tensors)
     decoder.eval().requires_grad_(False)
     return ImagePrior(
         decoder=decoder,
