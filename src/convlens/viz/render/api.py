@@ -625,9 +625,10 @@ def _verify(
                 v.reference[i] = maxima.channel[it.unit.layer][it.unit.channel]
         else:
             by_layer.setdefault(it.unit.layer, []).append(i)
+    const_peak, const_mean = nans(), nans()  # what the best constant image reaches
     for layer, rows in by_layer.items():
         acts = lens.forward(images[rows].to(lens.device), [layer])[layer].float().cpu()
-        const_peak, const_mean = best_constant(lens, layer)
+        constant: tuple[torch.Tensor, torch.Tensor] | None = None  # made at the first channel
         channel_rows: list[int] = []
         for k, i in enumerate(rows):
             unit = items[i].unit
@@ -644,8 +645,8 @@ def _verify(
                 v.reference[i] = maxima.channel[layer][unit.channel]
                 if layer in maxima.channel_mean:
                     v.mean_reference[i] = maxima.channel_mean[layer][unit.channel]
-            v.constant_r_peak[i] = const_peak[unit.channel]
-            v.constant_r_mean[i] = const_mean[unit.channel]
+            constant = constant or best_constant(lens, layer)
+            const_peak[i], const_mean[i] = constant[0][unit.channel], constant[1][unit.channel]
             if a.dim() == 2:
                 channel_rows.append(k)
         if maxima is not None and channel_rows:
@@ -656,8 +657,8 @@ def _verify(
             v.match[chosen], v.match_top1[chosen] = matched, top1
     v.r_peak = _ratio(v.activation, v.reference)
     v.r_mean = _ratio(v.mean_activation, v.mean_reference)
-    v.constant_r_peak = _ratio(v.constant_r_peak, v.reference)
-    v.constant_r_mean = _ratio(v.constant_r_mean, v.mean_reference)
+    v.constant_r_peak = _ratio(const_peak, v.reference)
+    v.constant_r_mean = _ratio(const_mean, v.mean_reference)
     for i, it in enumerate(items):
         if it.unit is not None and it.unit.kind == "class":
             v.r_peak[i] = float("nan")  # classes are judged by probability
