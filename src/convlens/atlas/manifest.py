@@ -41,8 +41,9 @@ of a sprite sheet (one PNG per layer and kind, cut out by pixel box)::
 ``UNIT`` = ``{"index", "unit": "conv2d_1:3", "page": "units/conv2d_1-3.html",
 "kernel": TILE | null, "kernel_channels": [c, ...] | absent, "kernel_full": TILE | absent,
 "stats": {"mean", "max", "active", "dead"},
-"channel": {"image": TILE, "activation", "r"} | null,
-"neuron": {"image": TILE, "position": [i, j], "activation", "r"} | null,
+"channel": {"image": TILE, "activation", "r" (r_peak), "r_mean", "match", "match_top1",
+"at_limits", "flat", "constant_r_peak", "constant_r_mean", ...} | null,
+"neuron": {"image": TILE, "position": [i, j], "activation", "r", "at_limits", "flat"} | null,
 "examples": {"score", "values", "indices", "labels", "windows": [[top, left, bottom, right]],
 "images": [TILE], "crops": [TILE]} | null}``. ``stats.mean`` is the mean activation over the
 validation images and positions; a filter with more than 4 input channels has as ``kernel``

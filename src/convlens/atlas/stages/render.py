@@ -104,7 +104,6 @@ def run(ctx: BuildContext, *, layer: str) -> dict[str, Any]:
                 "activation": _num(result.activation[k]),
                 "reference": _num(result.reference[k]),
                 "r": _num(result.ratio[k]),  # r_peak, the ratio the pages have always shown
-                "r_peak": _num(result.ratio[k]),
                 "r_mean": _num(result.r_mean[k]),
                 "mean_reference": _num(result.mean_reference[k]),
                 "match": _num(result.match[k]),
