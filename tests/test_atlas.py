@@ -116,6 +116,32 @@ def test_pages_are_self_contained(atlas: Path) -> None:
     assert 'href="../assets/atlas.css"' in unit and 'data-src="../img/conv2d_1/kernels.png"' in unit
 
 
+def test_render_evidence_reaches_the_pages_and_a_flat_picture_shows_the_neuron_first(
+    atlas: Path, tmp_path: Path
+) -> None:
+    from convlens.atlas.html import write_pages
+
+    manifest = load_manifest(atlas)
+    layer = next(row for row in manifest["layers"] if row["name"] == "conv2d_1")
+    rendered = [u for u in layer["units"] if u.get("channel") and u.get("neuron")]
+    for u in rendered:
+        channel = u["channel"]
+        assert {"r", "r_mean", "match", "match_top1", "at_limits", "flat"} <= set(channel)
+    for u in rendered:
+        u["channel"]["flat"] = 0.1
+    flat, plain = rendered[0], rendered[1]
+    flat["channel"]["flat"] = 0.95  # more than 80% of its pixels at one value
+    write_pages(tmp_path, manifest)
+    page = (tmp_path / "layer-conv2d_1.html").read_text(encoding="utf-8")
+    assert 'data-sort="rmean"' in page and 'data-sort="match"' in page
+    assert page.count("flat picture</div>") == 1
+    for unit, neuron_first in ((flat, True), (plain, False)):
+        text = (tmp_path / unit["page"]).read_text(encoding="utf-8")
+        neuron, channel = text.index("neuron image (receptive field)"), text.index("channel image")
+        assert (neuron < channel) == neuron_first, unit["unit"]
+        assert "r_mean (verification)" in text and "match (own examples" in text
+
+
 def test_interrupted_build_resumes_without_redoing_finished_tasks(
     lens, mnist_small, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -148,7 +148,7 @@ def tour(atlas: Path, shots: Path) -> list[dict]:
             visit("overview")
             driver.find_element(By.CSS_SELECTOR, "table.data a[href^='layer-']").click()
             layer = visit("layer")
-            for key in ("r", "mean"):  # the sort buttons reorder the unit rows
+            for key in ("r", "rmean", "match", "mean"):  # the sort buttons reorder the unit rows
                 buttons = driver.find_elements(By.CSS_SELECTOR, f"button[data-sort='{key}']")
                 if buttons:
                     buttons[0].click()
@@ -209,7 +209,7 @@ def test_atlas_in_headless_chromium(small_atlas: Path, tmp_path: Path) -> None:
         assert page["requests"] > 0, "the network log saw no request: the check would be blind"
         assert Path(page["screenshot"]).stat().st_size > 10_000
     assert visited[1]["state"]["tiles"] >= 4 * 9, "the layer page lost its example tiles"
-    for key in ("r", "mean"):
+    for key in ("r", "rmean", "match", "mean"):
         values = [v for v in visited[1][f"sorted_{key}"] if v == v]  # NaN (dead) sorts last
         assert len(values) >= 2 and values == sorted(values, reverse=True), (key, values)
 
